@@ -1,0 +1,1 @@
+"""Sub-commands of the ``enlightengan`` CLI (see :mod:`enlightengan.cli`)."""

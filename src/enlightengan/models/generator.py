@@ -1,0 +1,238 @@
+"""The EnlightenGAN generator: an attention-guided U-Net (Jiang et al., IEEE TIP 2021, Sec. III-A).
+
+This is the released configuration of the authors' code (``sid_unet_resize`` with self-attention,
+times-residual, BatchNorm and skip = 1). Layer names equal the keys of the released checkpoint
+``200_net_G_A.pth`` (after its ``module.`` prefix is removed), so the released weights load with
+``strict=True``.
+
+Conventions (REFERENCE.md):
+
+* images are RGB tensors in ``[-1, 1]``, shape ``N x 3 x H x W``;
+* the attention map is ``1 - luminance`` in ``[0, 1]``, shape ``N x 1 x H x W``;
+* each convolution is followed by LeakyReLU(0.2) and *then* BatchNorm (conv9_2 has no BatchNorm);
+* upsampling is bilinear with ``align_corners=True`` (torch 0.3 semantics, which the weights were
+  trained with).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "EnlightenGenerator",
+    "GeneratorConfig",
+    "GeneratorOutput",
+    "attention_map",
+    "crop_padding",
+    "pad_to_multiple",
+]
+
+#: The network downsamples four times, so H and W must be multiples of 2**4.
+MULTIPLE = 16
+
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def attention_map(image: Tensor) -> Tensor:
+    """Self-regularised attention map of an image: ``1 - luminance``.
+
+    Args:
+        image: ``N x 3 x H x W`` RGB in ``[-1, 1]``.
+
+    Returns:
+        ``N x 1 x H x W`` in ``[0, 1]`` for inputs in range: near 1 where the image is dark.
+        Computed as ``1 - (0.299 (R + 1) + 0.587 (G + 1) + 0.114 (B + 1)) / 2`` (REFERENCE.md).
+
+    Example:
+        >>> attention_map(torch.full((1, 3, 2, 2), -1.0)).flatten().tolist()
+        [1.0, 1.0, 1.0, 1.0]
+    """
+    if image.ndim != 4 or image.shape[1] != 3:
+        raise ValueError(f"attention_map expects N x 3 x H x W, got {tuple(image.shape)}")
+    r, g, b = (image[:, i : i + 1] + 1.0 for i in range(3))
+    return 1.0 - (_LUMA[0] * r + _LUMA[1] * g + _LUMA[2] * b) / 2.0
+
+
+def _split(total: int) -> tuple[int, int]:
+    """Split ``total`` padding pixels: the first side gets the smaller half (as the original)."""
+    first = total // 2
+    return first, total - first
+
+
+def pad_to_multiple(x: Tensor, multiple: int = MULTIPLE) -> tuple[Tensor, tuple[int, int, int, int]]:
+    """Reflection-pad H and W of ``x`` up to multiples of ``multiple``.
+
+    The padding is split as evenly as possible, the left/top side receiving the smaller half, which is
+    what the released code does. Images smaller than the padding they need (a side under about 9 px)
+    cannot be reflected in one go; they are reflected repeatedly, which for ordinary sizes is the same
+    single reflection.
+
+    Args:
+        x: ``N x C x H x W``, any range.
+        multiple: the grid to pad to.
+
+    Returns:
+        The padded tensor and ``(left, right, top, bottom)`` for :func:`crop_padding`.
+    """
+    h, w = x.shape[-2:]
+    left, right = _split((-w) % multiple)
+    top, bottom = _split((-h) % multiple)
+    pads = (left, right, top, bottom)
+    remaining = list(pads)
+    while any(remaining):
+        # ReflectionPad needs padding < size of that dimension; take at most size - 1 per round.
+        cur_h, cur_w = x.shape[-2:]
+        step = [
+            min(remaining[0], cur_w - 1),
+            min(remaining[1], cur_w - 1),
+            min(remaining[2], cur_h - 1),
+            min(remaining[3], cur_h - 1),
+        ]
+        if cur_w == 1 or cur_h == 1:
+            mode = "replicate"  # a single row or column has nothing to reflect
+            step = remaining
+        else:
+            mode = "reflect"
+        x = F.pad(x, tuple(step), mode=mode)
+        remaining = [r - s for r, s in zip(remaining, step, strict=True)]
+    return x, pads
+
+
+def crop_padding(x: Tensor, pads: tuple[int, int, int, int]) -> Tensor:
+    """Remove the padding added by :func:`pad_to_multiple` (``pads = (left, right, top, bottom)``)."""
+    left, right, top, bottom = pads
+    h, w = x.shape[-2:]
+    return x[..., top : h - bottom, left : w - right]
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Architecture of :class:`EnlightenGenerator`.
+
+    Attributes:
+        base_width: channels of the first level; levels use 1, 2, 4, 8, 16 times this.
+            32 is the published model; narrower widths (8, 16) give light variants.
+    """
+
+    base_width: int = 32
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.base_width, int) or self.base_width < 1:
+            raise ValueError(f"base_width must be a positive integer, got {self.base_width!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GeneratorConfig:
+        unknown = set(data) - {"base_width"}
+        if unknown:
+            raise ValueError(f"unknown generator config keys: {sorted(unknown)}")
+        return cls(**data)
+
+
+class GeneratorOutput(NamedTuple):
+    """What the generator returns; both ``N x 3 x H x W`` at the input's size."""
+
+    #: the enhanced image, ``latent + input``, nominally ``[-1, 1]`` (not clipped; no tanh).
+    output: Tensor
+    #: the attention-weighted residual ``conv10(...) * gray``.
+    latent: Tensor
+
+
+class EnlightenGenerator(nn.Module):
+    """Attention-guided U-Net generator of EnlightenGAN.
+
+    Args:
+        config: the architecture; ``GeneratorConfig()`` is the published model (8,636,675 parameters).
+
+    Shapes:
+        ``forward(image, gray=None)``: ``image`` is ``N x 3 x H x W`` RGB in ``[-1, 1]`` of any H, W >= 1;
+        ``gray`` is ``N x 1 x H x W`` in ``[0, 1]`` (computed with :func:`attention_map` when omitted).
+        Returns :class:`GeneratorOutput` with ``output`` and ``latent`` of shape ``N x 3 x H x W``.
+
+    Example:
+        >>> g = EnlightenGenerator(GeneratorConfig(base_width=8)).eval()
+        >>> g(torch.zeros(1, 3, 20, 30)).output.shape
+        torch.Size([1, 3, 20, 30])
+    """
+
+    def __init__(self, config: GeneratorConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or GeneratorConfig()
+        w = self.config.base_width
+        widths = [w, 2 * w, 4 * w, 8 * w, 16 * w]
+
+        def conv(cin: int, cout: int) -> nn.Conv2d:
+            return nn.Conv2d(cin, cout, 3, padding=1)
+
+        # Encoder: level i has conv{i}_1, conv{i}_2 (each with its own BN).
+        cin = 4  # RGB + attention
+        for level, cout in enumerate(widths, start=1):
+            for j in (1, 2):
+                self.add_module(f"conv{level}_{j}", conv(cin if j == 1 else cout, cout))
+                self.add_module(f"bn{level}_{j}", nn.BatchNorm2d(cout))
+            cin = cout
+        # Decoder: deconv{5..8} after upsampling, then conv{6..9}_{1,2}.
+        for level, (cdeep, cskip) in enumerate(zip(widths[:0:-1], widths[-2::-1], strict=True), start=6):
+            self.add_module(f"deconv{level - 1}", conv(cdeep, cskip))
+            self.add_module(f"conv{level}_1", conv(2 * cskip, cskip))
+            self.add_module(f"bn{level}_1", nn.BatchNorm2d(cskip))
+            self.add_module(f"conv{level}_2", conv(cskip, cskip))
+            if level != 9:  # conv9_2 has no BatchNorm in the released model
+                self.add_module(f"bn{level}_2", nn.BatchNorm2d(cskip))
+        self.conv10 = nn.Conv2d(w, 3, 1)
+        self.act = nn.LeakyReLU(0.2)
+
+    def _block(self, name: str, x: Tensor) -> Tensor:
+        """conv -> LeakyReLU -> BatchNorm (BN after the activation, as released)."""
+        x = self.act(getattr(self, f"conv{name}")(x))
+        bn = getattr(self, f"bn{name}", None)
+        return bn(x) if bn is not None else x
+
+    def forward_aligned(self, image: Tensor, gray: Tensor) -> GeneratorOutput:
+        """Run the network on inputs whose H and W are already multiples of 16 (no padding).
+
+        Tiled inference uses this directly on grid-aligned tiles.
+        """
+        grays = [gray]
+        for _ in range(4):
+            grays.append(F.max_pool2d(grays[-1], 2))
+
+        skips: list[Tensor] = []
+        x = torch.cat((image, gray), dim=1)
+        for level in range(1, 5):
+            x = self._block(f"{level}_1", x)
+            x = self._block(f"{level}_2", x)
+            skips.append(x)
+            x = F.max_pool2d(x, 2)
+        x = self._block("5_1", x)
+        x = x * grays[4]
+        x = self._block("5_2", x)
+
+        for level in range(6, 10):
+            x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=True)
+            skip = skips[9 - level] * grays[9 - level]
+            x = torch.cat((getattr(self, f"deconv{level - 1}")(x), skip), dim=1)
+            x = self._block(f"{level}_1", x)
+            x = self._block(f"{level}_2", x)
+
+        latent = self.conv10(x) * gray
+        return GeneratorOutput(latent + image, latent)
+
+    def forward(self, image: Tensor, gray: Tensor | None = None) -> GeneratorOutput:
+        if image.ndim != 4 or image.shape[1] != 3:
+            raise ValueError(f"expected an N x 3 x H x W image, got shape {tuple(image.shape)}")
+        if gray is None:
+            gray = attention_map(image)
+        elif gray.shape != (image.shape[0], 1, *image.shape[2:]):
+            raise ValueError(f"gray must be N x 1 x H x W matching the image, got {tuple(gray.shape)}")
+        padded, pads = pad_to_multiple(image)
+        gray_padded, _ = pad_to_multiple(gray)
+        output, latent = self.forward_aligned(padded, gray_padded)
+        return GeneratorOutput(crop_padding(output, pads), crop_padding(latent, pads))
