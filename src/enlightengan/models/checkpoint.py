@@ -230,6 +230,11 @@ def read_generator_file(
                 raise CheckpointError(f"{path}: metadata says {declared}, but the weights are {config}")
         return state, config, metadata
 
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
+        raise CheckpointError(
+            f"{_describe(path)} is not a PyTorch checkpoint or safetensors file "
+            f"(it starts with {head[:8]!r}); pass the generator weights, e.g. 200_net_G_A.pth"
+        )
     obj = _unnest(_read_torch(path))
     return (*convert_legacy_state_dict(obj, expected_width), {})
 
