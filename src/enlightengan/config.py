@@ -1,0 +1,314 @@
+"""One typed configuration schema for training.
+
+A YAML file fills the dataclass fields section by section (``data``, ``model``, ``loss``, ``optim``,
+``run``); unknown sections or keys are an error, values are type-checked, and command-line overrides
+(``--set section.key=value`` or the dedicated flags of ``enlightengan train``) go through the same
+validation. Every run writes its resolved configuration to ``RUN_DIR/config.yaml``.
+
+``configs/paper.yaml`` is the published setting (Jiang et al., IEEE TIP 2021, Sec. IV-A).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "LossConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "RunConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "builtin_config_path",
+    "config_from_dict",
+    "config_to_dict",
+    "load_config",
+    "save_config",
+]
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+class ConfigError(ValueError):
+    """An invalid configuration file or override."""
+
+
+@dataclass
+class DataConfig:
+    """Training images. Either ``low`` + ``normal`` folders, or ``root`` with ``trainA/`` (low) and ``trainB/``."""
+
+    low: str | None = None
+    normal: str | None = None
+    root: str | None = None
+    #: side of the random square crops (320 in the paper)
+    crop_size: int = 320
+    #: probability that the generator's input is a darkened copy of the low crop
+    darken_prob: float = 0.5
+    #: the darkening divides [0, 1] values by a factor drawn uniformly from this range
+    darken_range: tuple[float, float] = (2.0, 4.0)
+    flip: bool = True
+    #: DataLoader worker processes per rank
+    num_workers: int = 2
+    #: optional whole-image validation images (low-light), scored in eval mode while training
+    val_low: str | None = None
+    #: optional references for ``val_low`` (same file names): PSNR becomes the "best" criterion
+    val_ref: str | None = None
+    #: at most this many validation images are used (whole images, so keep it small on a CPU)
+    val_max_images: int = 8
+
+
+@dataclass
+class ModelConfig:
+    #: generator base width (32 = the published model)
+    width: int = 32
+    #: discriminators' base width (64 as published)
+    d_width: int = 64
+    global_layers: int = 5
+    local_layers: int = 4
+
+
+@dataclass
+class LossConfig:
+    #: random local patches per step (1 + 5 in the paper)
+    local_patches: int = 6
+    patch_size: int = 32
+    #: "vgg16" (ImageNet VGG-16, the paper) or "random" (a randomly initialised VGG-16: only if asked for)
+    feature_net: Literal["vgg16", "random"] = "vgg16"
+    #: VGG-16 weights file (torchvision's vgg16-397923af.pth or the original repository's vgg16.weight);
+    #: None downloads torchvision's file into the torch hub cache
+    vgg_weights: str | None = None
+    feature_weight: float = 1.0
+    patch_feature_weight: float = 1.0
+    global_adv_weight: float = 1.0
+    local_adv_weight: float = 1.0
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    #: global batch size (split evenly over the processes of a distributed run)
+    batch_size: int = 32
+    #: total epochs; the last ``decay_epochs`` of them decay the learning rate linearly to 0
+    epochs: int = 200
+    decay_epochs: int = 100
+    #: stop after this many steps (the schedule is then stretched over max_steps)
+    max_steps: int | None = None
+
+
+@dataclass
+class RunConfig:
+    seed: int = 0
+    #: auto | cpu | cuda | cuda:N | mps
+    device: str = "auto"
+    #: bfloat16 autocast on CUDA (ignored elsewhere)
+    amp: bool = True
+    #: torch.compile the generator and discriminators
+    compile: bool = False
+    channels_last: bool = False
+    #: steps between scalar logs
+    log_every: int = 10
+    #: steps between checkpoints (also written at the end of every epoch and of the run)
+    save_every: int = 500
+    #: steps between validations (0: only at epoch ends)
+    val_every: int = 0
+    #: checkpoints kept besides the best one
+    keep_last: int = 3
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def validate(self) -> TrainConfig:
+        """Check value ranges; returns self. Raises :class:`ConfigError`."""
+        checks: list[tuple[bool, str]] = [
+            (self.data.crop_size >= 32, "data.crop_size must be >= 32 (the local patches are 32 px)"),
+            (self.loss.patch_size <= self.data.crop_size, "loss.patch_size must not exceed data.crop_size"),
+            (0.0 <= self.data.darken_prob <= 1.0, "data.darken_prob must be in [0, 1]"),
+            (
+                1.0 <= self.data.darken_range[0] <= self.data.darken_range[1],
+                "data.darken_range must be (low, high) with 1 <= low <= high",
+            ),
+            (self.data.num_workers >= 0, "data.num_workers must be >= 0"),
+            (self.model.width >= 1 and self.model.d_width >= 1, "model widths must be >= 1"),
+            (self.loss.local_patches >= 0, "loss.local_patches must be >= 0"),
+            (self.optim.lr > 0, "optim.lr must be > 0"),
+            (all(0 <= b < 1 for b in self.optim.betas), "optim.betas must be in [0, 1)"),
+            (self.optim.batch_size >= 1, "optim.batch_size must be >= 1"),
+            (self.optim.epochs >= 1, "optim.epochs must be >= 1"),
+            (0 <= self.optim.decay_epochs, "optim.decay_epochs must be >= 0"),
+            (self.optim.max_steps is None or self.optim.max_steps >= 1, "optim.max_steps must be >= 1"),
+            (self.run.save_every >= 1 and self.run.log_every >= 1, "run.save_every/log_every must be >= 1"),
+            (self.run.keep_last >= 1, "run.keep_last must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        return self
+
+
+_SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "loss": LossConfig,
+    "optim": OptimConfig,
+    "run": RunConfig,
+}
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check ``value`` against a field annotation (str | None, int, float, tuple[float, float], Literal)."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: must be one of {list(args)}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple) or len(value) != len(args):
+            raise ConfigError(f"{where}: expected a list of {len(args)} values, got {value!r}")
+        return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if annotation is float:
+        if isinstance(value, str):
+            # YAML 1.1 reads "1e-4" (no dot) as a string; accept it as the number it means.
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported field type {annotation!r}")  # pragma: no cover
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def config_from_dict(data: dict[str, Any] | None, base: TrainConfig | None = None) -> TrainConfig:
+    """Build a :class:`TrainConfig` from nested dicts, on top of ``base`` (defaults when None)."""
+    config = copy.deepcopy(base) if base is not None else TrainConfig()
+    for section, values in (data or {}).items():
+        if section not in _SECTIONS:
+            raise ConfigError(f"unknown config section {section!r}; expected one of {sorted(_SECTIONS)}")
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise ConfigError(f"config section {section!r} must be a mapping")
+        target = getattr(config, section)
+        hints = _hints(type(target))
+        for key, value in values.items():
+            if key not in hints:
+                raise ConfigError(
+                    f"unknown config key {section}.{key}; known keys: {', '.join(sorted(hints))}"
+                )
+            setattr(target, key, _coerce(value, hints[key], f"{section}.{key}"))
+    return config.validate()
+
+
+def config_to_dict(config: TrainConfig) -> dict[str, dict[str, Any]]:
+    """Plain nested dict (tuples as lists) for YAML/JSON."""
+    out: dict[str, dict[str, Any]] = {}
+    for section in _SECTIONS:
+        values = dataclasses.asdict(getattr(config, section))
+        out[section] = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+    return out
+
+
+def builtin_config_path(name: str) -> Path | None:
+    """``configs/<name>.yaml`` shipped with the package, if ``name`` is one (e.g. ``paper``, ``cpu-small``)."""
+    candidate = CONFIG_DIR / f"{name}.yaml"
+    return candidate if candidate.is_file() else None
+
+
+def load_config(source: str | Path | None) -> TrainConfig:
+    """Read a YAML config file (or the name of a built-in one); None gives the defaults (= paper)."""
+    if source is None:
+        return TrainConfig().validate()
+    path = Path(source)
+    if not path.is_file():
+        builtin = builtin_config_path(str(source))
+        if builtin is None:
+            names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+            raise ConfigError(f"config file not found: {source} (built-in configs: {', '.join(names)})")
+        path = builtin
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    try:
+        return config_from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def apply_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
+    """Apply ``{"section.key": value}`` overrides (values already parsed, e.g. from YAML scalars)."""
+    nested: dict[str, dict[str, Any]] = {}
+    for dotted, value in overrides.items():
+        section, dot, key = dotted.partition(".")
+        if not dot or not key:
+            raise ConfigError(f"override {dotted!r} must look like section.key=value")
+        nested.setdefault(section, {})[key] = value
+    return config_from_dict(nested, base=config)
+
+
+def parse_set_option(text: str) -> tuple[str, Any]:
+    """Parse ``section.key=value`` with the value read as a YAML scalar (``1e-4``, ``true``, ``[2, 4]``)."""
+    key, eq, raw = text.partition("=")
+    if not eq:
+        raise ConfigError(f"--set expects section.key=value, got {text!r}")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text!r}: cannot parse the value ({exc})") from exc
+    return key.strip(), value
+
+
+def save_config(config: TrainConfig, path: str | Path) -> None:
+    """Write the resolved config as YAML (atomically)."""
+    from ._atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))

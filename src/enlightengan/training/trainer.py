@@ -1,0 +1,488 @@
+"""The training loop of EnlightenGAN: data, networks, optimisers, schedule, logging, checkpoints.
+
+One step follows the published order (REFERENCE.md): the generator update with both discriminators
+frozen, then the global and local discriminator updates from the same generator forward. Learning
+rates are constant, then decay linearly to 0 over the last ``decay_epochs`` (applied per step).
+
+Runs on one CPU, one GPU, or many processes under ``torchrun`` (DistributedDataParallel; only rank 0
+logs and saves). A run can be continued exactly from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from ..config import TrainConfig, config_from_dict, config_to_dict, save_config
+from ..data.folders import list_images
+from ..data.patches import random_patch_boxes
+from ..data.unpaired import UnpairedImageDataset, scan_images
+from ..losses.feature import SelfFeaturePreservingLoss
+from ..models.checkpoint import save_generator
+from ..models.discriminator import DiscriminatorConfig, PatchDiscriminator
+from ..models.generator import EnlightenGenerator, GeneratorConfig
+from . import checkpoints as ckpt
+from .distributed import DistEnv, ResumableSampler, convert_batchnorm, init_distributed, shard_batch_size
+from .objective import Batch, EnlightenGANObjective, unwrap
+from .preview import PreviewWriter
+
+__all__ = ["Trainer", "TrainingDiverged", "TrainingSummary", "init_weights", "lr_factor"]
+
+log = logging.getLogger("enlightengan.train")
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainingSummary:
+    steps: int
+    epochs_completed: int
+    seconds: float
+    run_dir: Path
+    generator_path: Path
+    best: dict[str, Any] | None
+    skipped_files: int
+
+
+def init_weights(module: nn.Module) -> None:
+    """The original initialisation: conv weights N(0, 0.02); BatchNorm weights N(1, 0.02), biases 0."""
+    if isinstance(module, nn.Conv2d):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def lr_factor(step: int, total_steps: int, decay_start: int) -> float:
+    """Multiplier of the base learning rate: 1 until ``decay_start``, then linear to 0 at ``total_steps``."""
+    if step < decay_start:
+        return 1.0
+    return max(0.0, (total_steps - step) / max(1, total_steps - decay_start))
+
+
+def resolve_training_device(name: str, env: DistEnv) -> torch.device:
+    from ..inference import resolve_device
+
+    device = resolve_device(name)
+    if device.type == "cuda" and env.world_size > 1:
+        device = torch.device("cuda", env.local_rank)
+        torch.cuda.set_device(device)
+    return device
+
+
+class Trainer:
+    """Trains EnlightenGAN according to a :class:`~enlightengan.config.TrainConfig`.
+
+    Args:
+        config: the resolved configuration (``data.low``/``data.normal`` or ``data.root`` set).
+        run_dir: folder for checkpoints, logs, previews and the exported generator.
+        resume: continue from the newest checkpoint in ``run_dir`` (the config must equal the saved one,
+            except for ``optim.max_steps``, which may grow, and the ``run`` section).
+        progress: show a tqdm progress bar (rank 0 only).
+    """
+
+    def __init__(self, config: TrainConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True):
+        self.config = config.validate()
+        self.run_dir = Path(run_dir)
+        self.env = init_distributed(_device_type(config.run.device))
+        self.device = resolve_training_device(config.run.device, self.env)
+        self.progress = progress and self.env.is_main
+        self.resume = resume
+        self.skipped: list[tuple[Path, str]] = []
+
+        low_files, normal_files = self._find_data()
+        torch.manual_seed(config.run.seed)  # identical initial weights on every rank
+        self.generator = EnlightenGenerator(GeneratorConfig(base_width=config.model.width))
+        self.d_global = PatchDiscriminator(
+            DiscriminatorConfig(n_layers=config.model.global_layers, base_width=config.model.d_width)
+        )
+        self.d_local = PatchDiscriminator(
+            DiscriminatorConfig(n_layers=config.model.local_layers, base_width=config.model.d_width)
+        )
+        for net in (self.generator, self.d_global, self.d_local):
+            net.apply(init_weights)
+        feature_loss = self._feature_loss()
+
+        fmt = torch.channels_last if config.run.channels_last else torch.contiguous_format
+        for net in (self.generator, self.d_global, self.d_local):
+            net.to(self.device, memory_format=fmt)
+        if feature_loss is not None:
+            feature_loss.to(self.device, memory_format=fmt)
+
+        self.per_rank_batch = shard_batch_size(config.optim.batch_size, self.env)
+        self.dataset = UnpairedImageDataset(
+            low_files,
+            normal_files,
+            config.data.crop_size,
+            darken_prob=config.data.darken_prob,
+            darken_range=config.data.darken_range,
+            flip=config.data.flip,
+            seed=config.run.seed,
+        )
+        self.sampler = ResumableSampler(self.dataset, self.env, self.per_rank_batch, config.run.seed)
+        self.steps_per_epoch = self.sampler.steps_per_epoch
+        full = config.optim.epochs * self.steps_per_epoch
+        self.total_steps = min(full, config.optim.max_steps) if config.optim.max_steps else full
+        decay_fraction = min(config.optim.decay_epochs, config.optim.epochs) / config.optim.epochs
+        self.decay_start = round(self.total_steps * (1.0 - decay_fraction))
+
+        gen: nn.Module = self.generator
+        d_global: nn.Module = self.d_global
+        d_local: nn.Module = self.d_local
+        if self.env.world_size > 1:
+            gen = convert_batchnorm(gen, self.device.type)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            gen = DistributedDataParallel(gen, device_ids=ids)
+            d_global = DistributedDataParallel(d_global, device_ids=ids)
+            d_local = DistributedDataParallel(d_local, device_ids=ids)
+        if config.run.compile:
+            gen = torch.compile(gen)  # type: ignore[assignment]
+            d_global = torch.compile(d_global)  # type: ignore[assignment]
+            d_local = torch.compile(d_local)  # type: ignore[assignment]
+        self.objective = EnlightenGANObjective(gen, d_global, d_local, feature_loss, config.loss)
+
+        opt = config.optim
+        adam: Callable[[Any], torch.optim.Adam] = lambda params: torch.optim.Adam(  # noqa: E731
+            params, lr=opt.lr, betas=opt.betas
+        )
+        self.opt_g = adam(self.generator.parameters())
+        self.opt_dg = adam(self.d_global.parameters())
+        self.opt_dl = adam(self.d_local.parameters())
+        schedule = lambda step: lr_factor(step, self.total_steps, self.decay_start)  # noqa: E731
+        self.schedulers = [torch.optim.lr_scheduler.LambdaLR(o, schedule) for o in self._optimizers()]
+
+        self.patch_rng = torch.Generator().manual_seed(config.run.seed)
+        self.step = 0
+        self.best: dict[str, Any] | None = None
+        self.validator = self._validator()
+        self.preview = PreviewWriter(self.run_dir, enabled=self.env.is_main)
+        self._preview_batch: Batch | None = None
+        self._best_pending = False
+        self._last_saved_step = -1
+
+        if resume:
+            self._load_latest()
+        elif ckpt.find_latest(self.run_dir) is not None:
+            raise FileExistsError(
+                f"{self.run_dir} already holds checkpoints: continue it with --resume {self.run_dir}, "
+                "or choose another --out folder"
+            )
+
+    # ------------------------------------------------------------------ set-up
+    def _find_data(self) -> tuple[list[Path], list[Path]]:
+        data = self.config.data
+        if data.root is not None:
+            low_dir, normal_dir = Path(data.root) / "trainA", Path(data.root) / "trainB"
+        elif data.low is not None and data.normal is not None:
+            low_dir, normal_dir = Path(data.low), Path(data.normal)
+        else:
+            raise ValueError("training needs --low DIR and --normal DIR, or --data ROOT with trainA/ and trainB/")
+        found = []
+        for kind, folder in (("low-light", low_dir), ("normal-light", normal_dir)):
+            files = list_images(folder)
+            good, bad = scan_images(files)
+            self.skipped.extend(bad)
+            for path, reason in bad:
+                warnings.warn(f"skipping unreadable {kind} image {path}: {reason}", stacklevel=2)
+            if not good:
+                raise ValueError(f"no readable {kind} images in {folder} ({len(bad)} unreadable)")
+            found.append(good)
+        return found[0], found[1]
+
+    def _feature_loss(self) -> SelfFeaturePreservingLoss | None:
+        cfg = self.config.loss
+        if cfg.feature_weight == 0 and cfg.patch_feature_weight == 0:
+            return None
+        from ..models.vgg import load_vgg16_features, random_vgg16_features
+
+        if cfg.feature_net == "random":
+            features = random_vgg16_features(self.config.run.seed)
+        else:
+            features = load_vgg16_features(cfg.vgg_weights, progress=self.env.is_main)
+        return SelfFeaturePreservingLoss(features)
+
+    def _validator(self) -> Any:
+        if self.config.data.val_low is None:
+            return None
+        from .validation import Validator
+
+        return Validator(self.config.data, self.device)
+
+    def _optimizers(self) -> list[torch.optim.Optimizer]:
+        return [self.opt_g, self.opt_dg, self.opt_dl]
+
+    def _autocast(self) -> AbstractContextManager[Any]:
+        if self.config.run.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "epoch": self.step // self.steps_per_epoch,
+            "generator": self.generator.state_dict(),
+            "d_global": self.d_global.state_dict(),
+            "d_local": self.d_local.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_dg": self.opt_dg.state_dict(),
+            "opt_dl": self.opt_dl.state_dict(),
+            "schedulers": [s.state_dict() for s in self.schedulers],
+            "patch_rng": self.patch_rng.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "best": self.best,
+            "config": config_to_dict(self.config),
+            "versions": ckpt.versions(),
+        }
+
+    def _load_latest(self) -> None:
+        latest = ckpt.find_latest(self.run_dir)
+        if latest is None:
+            raise FileNotFoundError(f"--resume: no checkpoints in {self.run_dir / ckpt.CHECKPOINT_DIR}")
+        state = ckpt.load_state(latest)
+        saved = config_from_dict(state["config"])
+        mine = config_to_dict(self.config)
+        theirs = config_to_dict(saved)
+        changed = [
+            f"{section}.{key}"
+            for section in mine
+            if section != "run"
+            for key in mine[section]
+            if mine[section][key] != theirs[section][key] and f"{section}.{key}" != "optim.max_steps"
+        ]
+        if changed:
+            raise ValueError(f"--resume: the configuration differs from the run's saved one in {changed}")
+        self.generator.load_state_dict(state["generator"])
+        self.d_global.load_state_dict(state["d_global"])
+        self.d_local.load_state_dict(state["d_local"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_dg.load_state_dict(state["opt_dg"])
+        self.opt_dl.load_state_dict(state["opt_dl"])
+        for scheduler, sched_state in zip(self.schedulers, state["schedulers"], strict=True):
+            scheduler.load_state_dict(sched_state)
+        self.patch_rng.set_state(state["patch_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step = int(state["step"])
+        self._last_saved_step = self.step
+        self.best = state.get("best")
+        if self.env.is_main:
+            log.info("resumed %s at step %d", latest, self.step)
+
+    def save_checkpoint(self) -> Path | None:
+        """Write the training state and the generator export (rank 0 only); prune old checkpoints."""
+        if not self.env.is_main:
+            return None
+        path = ckpt.save_state(self.state_dict(), self.run_dir, self.step)
+        save_generator(
+            self.generator,
+            self.run_dir / "generator.safetensors",
+            metadata={"step": str(self.step), "feature_net": self.config.loss.feature_net},
+        )
+        ckpt.prune(self.run_dir, self.config.run.keep_last)
+        return path
+
+    # ------------------------------------------------------------------ loop
+    def _batches(self, epoch: int, start_step: int) -> Iterator[dict[str, Tensor]]:
+        self.dataset.set_epoch(epoch)
+        self.sampler.set_epoch(epoch, start_step)
+        loader = DataLoader(
+            self.dataset,
+            batch_size=self.per_rank_batch,
+            sampler=self.sampler,
+            num_workers=self.config.data.num_workers,
+            pin_memory=self.device.type == "cuda",
+            drop_last=True,
+        )
+        return iter(loader)
+
+    def train_step(self, batch: Batch) -> dict[str, float]:
+        """One published step: G update (Ds frozen), then both Ds from the same forward."""
+        boxes = random_patch_boxes(
+            self.config.loss.local_patches,
+            self.config.loss.patch_size,
+            batch.input.shape[-2],
+            batch.input.shape[-1],
+            self.patch_rng,
+        )
+        for d in (self.d_global, self.d_local):
+            d.requires_grad_(False)
+        with self._autocast():
+            g_step = self.objective.generator_step(batch, boxes)
+        _check_finite(g_step.logs, self.step)
+        self.opt_g.zero_grad(set_to_none=True)
+        g_step.loss.backward()
+        self.opt_g.step()
+
+        for d in (self.d_global, self.d_local):
+            d.requires_grad_(True)
+        with self._autocast():
+            d_global, d_local, d_logs = self.objective.discriminator_losses(batch, g_step.output, boxes)
+        _check_finite(d_logs, self.step)
+        self.opt_dg.zero_grad(set_to_none=True)
+        self.opt_dl.zero_grad(set_to_none=True)
+        total = d_global if d_local is None else d_global + d_local
+        total.backward()  # the two Ds share no parameters: one backward fills both
+        self.opt_dg.step()
+        if d_local is not None:
+            self.opt_dl.step()
+        for scheduler in self.schedulers:
+            scheduler.step()
+        self.step += 1
+        if self._preview_batch is None:
+            self._preview_batch = Batch(**{k: getattr(batch, k)[:4].detach().clone() for k in Batch.__annotations__})
+        return {k: float(v) for k, v in {**g_step.logs, **d_logs}.items()}
+
+    def fit(self, stop_at: int | None = None) -> TrainingSummary:
+        """Train until ``total_steps`` (or ``stop_at``, a runtime stop that keeps the schedule).
+
+        SIGINT/SIGTERM stop after the current step and save a checkpoint, so ``--resume`` continues.
+        """
+        start = time.perf_counter()
+        if self.env.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(self.config, self.run_dir / "config.yaml")
+        writer = _tensorboard(self.run_dir) if self.env.is_main else None
+        end = min(self.total_steps, stop_at) if stop_at is not None else self.total_steps
+        bar = _progress(self.progress, self.total_steps, self.step)
+        stop = {"signal": 0}
+
+        def request_stop(signum: int, frame: FrameType | None) -> None:
+            stop["signal"] = signum
+
+        previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)} if _main_thread() else {}
+        try:
+            while self.step < end and not stop["signal"]:
+                epoch, offset = divmod(self.step, self.steps_per_epoch)
+                for raw in self._batches(epoch, offset):
+                    batch = Batch.from_dict(raw, self.device, self.config.run.channels_last)
+                    logs = self.train_step(batch)
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k != "g_total"}, refresh=False)
+                    if writer is not None and self.step % self.config.run.log_every == 0:
+                        for key, value in logs.items():
+                            writer.add_scalar(f"loss/{key}", value, self.step)
+                        writer.add_scalar("lr", self.schedulers[0].get_last_lr()[0], self.step)
+                    epoch_end = self.step % self.steps_per_epoch == 0
+                    if self.validator is not None and self._validation_due(epoch_end):
+                        self._validate(writer)
+                    if epoch_end:
+                        self._write_preview(writer, epoch + 1)
+                    if self.step % self.config.run.save_every == 0 or epoch_end or self.step >= end:
+                        self._save_and_track()
+                    if self.step >= end or stop["signal"]:
+                        break
+            if self._last_saved_step != self.step:  # stopped by a signal between saves
+                self._save_and_track()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            if bar is not None:
+                bar.close()
+            if writer is not None:
+                writer.close()
+        if stop["signal"] and self.env.is_main:
+            log.warning("stopped by signal %d at step %d; continue with --resume %s", stop["signal"], self.step, self.run_dir)
+        return TrainingSummary(
+            steps=self.step,
+            epochs_completed=self.step // self.steps_per_epoch,
+            seconds=time.perf_counter() - start,
+            run_dir=self.run_dir,
+            generator_path=self.run_dir / "generator.safetensors",
+            best=self.best,
+            skipped_files=len(self.skipped),
+        )
+
+    def _validation_due(self, epoch_end: bool) -> bool:
+        every = self.config.run.val_every
+        return epoch_end if every == 0 else self.step % every == 0
+
+    def _validate(self, writer: Any) -> None:
+        if not self.env.is_main:
+            return
+        result = self.validator.evaluate(unwrap(self.objective.generator))
+        if writer is not None:
+            for key, value in result.metrics.items():
+                writer.add_scalar(f"val/{key}", value, self.step)
+        if self.best is None or result.better_than(self.best):
+            self.best = {"step": self.step, **result.metrics, "criterion": result.criterion}
+            self._best_pending = True
+
+    def _save_and_track(self) -> None:
+        path = self.save_checkpoint()
+        self._last_saved_step = self.step
+        if path is not None and self._best_pending:
+            ckpt.save_best(path, self.run_dir)
+            self._best_pending = False
+
+    def _write_preview(self, writer: Any, epoch: int) -> None:
+        if self._preview_batch is None or not self.env.is_main:
+            return
+        generator = unwrap(self.objective.generator)
+        was_training = generator.training
+        generator.eval()
+        with torch.no_grad():
+            b = self._preview_batch
+            output, latent = generator(b.input, b.gray)
+        generator.train(was_training)
+        grid = self.preview.write(epoch, self.step, b.input, b.gray, latent, output, b.normal)
+        if writer is not None:
+            writer.add_image("preview", grid, self.step, dataformats="HWC")
+
+
+def _check_finite(logs: dict[str, Tensor], step: int) -> None:
+    bad = [k for k, v in logs.items() if not torch.isfinite(v).all()]
+    if bad:
+        raise TrainingDiverged(
+            f"loss {', '.join(bad)} is not finite at step {step + 1}; training stopped and the last good "
+            "checkpoint is kept. Lower optim.lr or check the data, then --resume."
+        )
+
+
+def _device_type(name: str) -> str:
+    if name.startswith("cuda") or (name == "auto" and torch.cuda.is_available()):
+        return "cuda"
+    return "cpu"
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _progress(enabled: bool, total: int, initial: int) -> Any:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
+
+
+def _tensorboard(run_dir: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        warnings.warn(
+            "tensorboard is not installed: no TensorBoard logs (PNG previews are still written); "
+            "pip install 'enlightengan[train]'",
+            stacklevel=2,
+        )
+        return None
+    return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+
