@@ -82,8 +82,9 @@ class LossConfig:
     #: random local patches per step (1 + 5 in the paper)
     local_patches: int = 6
     patch_size: int = 32
-    #: "vgg16" (ImageNet VGG-16, the paper) or "random" (a randomly initialised VGG-16: only if asked for)
-    feature_net: Literal["vgg16", "random"] = "vgg16"
+    #: "vgg16" (ImageNet VGG-16, the paper), "random" (a randomly initialised VGG-16: only if asked for),
+    #: or "none" (no self feature preserving loss; use the priors below instead)
+    feature_net: Literal["vgg16", "random", "none"] = "vgg16"
     #: VGG-16 weights file (torchvision's vgg16-397923af.pth or the original repository's vgg16.weight);
     #: None downloads torchvision's file into the torch hub cache
     vgg_weights: str | None = None
@@ -91,6 +92,11 @@ class LossConfig:
     patch_feature_weight: float = 1.0
     global_adv_weight: float = 1.0
     local_adv_weight: float = 1.0
+    #: optional priors beyond the paper (enlightengan.losses.priors), 0 = off
+    structure_weight: float = 0.0
+    color_weight: float = 0.0
+    exposure_weight: float = 0.0
+    exposure_level: float = 0.5
 
 
 @dataclass

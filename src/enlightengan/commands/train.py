@@ -81,7 +81,8 @@ def register(subparsers: Any) -> None:
     o.add_argument("--lr", type=float, help="learning rate of G and both Ds (paper: 1e-4)")
     o.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps")
     o.add_argument("--seed", type=int, help="random seed")
-    o.add_argument("--feature-net", choices=["vgg16", "random"], help="feature network of the preserving loss")
+    o.add_argument("--feature-net", choices=["vgg16", "random", "none"],
+                   help="feature network of the preserving loss (none: leave the loss out)")
     o.add_argument("--vgg-weights", metavar="PATH", help="vgg16-397923af.pth (torchvision) or vgg16.weight")
     o.add_argument("--workers", type=int, help="DataLoader worker processes per GPU/process")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -22,6 +22,7 @@ from ..losses.adversarial import (
     relativistic_lsgan_g_loss,
 )
 from ..losses.feature import SelfFeaturePreservingLoss
+from ..losses.priors import color_loss, exposure_loss, structure_loss
 from .distributed import global_mean
 
 __all__ = ["Batch", "EnlightenGANObjective", "GeneratorStep", "unwrap"]
@@ -116,6 +117,20 @@ class EnlightenGANObjective(nn.Module):
                 feat_patch = self.feature_loss(fake_patches, low_patches)
                 logs["g_feature_patch"] = feat_patch.detach()
                 loss = loss + cfg.patch_feature_weight * feat_patch
+
+        # optional priors (not in the paper; all weights 0 in configs/paper.yaml)
+        if cfg.structure_weight:
+            structure = structure_loss(output, batch.low)
+            logs["g_structure"] = structure.detach()
+            loss = loss + cfg.structure_weight * structure
+        if cfg.color_weight:
+            color = color_loss(output, batch.low)
+            logs["g_color"] = color.detach()
+            loss = loss + cfg.color_weight * color
+        if cfg.exposure_weight:
+            exposure = exposure_loss(output, cfg.exposure_level)
+            logs["g_exposure"] = exposure.detach()
+            loss = loss + cfg.exposure_weight * exposure
 
         logs["g_total"] = loss.detach()
         return GeneratorStep(loss=loss, output=output, latent=latent, logs=logs)

@@ -206,7 +206,7 @@ class Trainer:
 
     def _feature_loss(self) -> SelfFeaturePreservingLoss | None:
         cfg = self.config.loss
-        if cfg.feature_weight == 0 and cfg.patch_feature_weight == 0:
+        if cfg.feature_net == "none" or (cfg.feature_weight == 0 and cfg.patch_feature_weight == 0):
             return None
         from ..models.vgg import load_vgg16_features, random_vgg16_features
 

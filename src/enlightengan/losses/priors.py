@@ -1,0 +1,87 @@
+"""Optional image priors for training without ImageNet features (not in the paper; off by default).
+
+The paper keeps content with VGG-16 ImageNet features. Where those weights cannot be had, a randomly
+initialised VGG does not keep content (blobs and halos; see the project's training probes). These
+three priors are cheap, need no pretrained network and constrain what the adversarial losses leave
+free:
+
+* :func:`structure_loss`: edges of the log-luminance must match the input's. A global brightness
+  gain leaves it at zero, so it constrains structure, not exposure.
+* :func:`color_loss`: the output's chromaticity (r, g, b divided by their sum) must match the input's
+  on a coarse grid, against colour casts.
+* :func:`exposure_loss`: the mean luminance of 16 x 16 regions is pulled towards a target level
+  (as in Zero-DCE, Guo et al. CVPR 2020), against under- and over-exposure.
+
+All take RGB tensors in ``[-1, 1]`` of shape ``N x 3 x H x W`` and return a scalar.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["ColorLoss", "ExposureLoss", "StructureLoss", "color_loss", "exposure_loss", "structure_loss"]
+
+
+def _unit(x: Tensor) -> Tensor:
+    return ((x + 1.0) / 2.0).clamp(0.0, 1.0)
+
+
+def structure_loss(output: Tensor, reference: Tensor, offset: float = 0.05) -> Tensor:
+    """Mean absolute difference of horizontal and vertical gradients of ``log(Y + offset)``.
+
+    ``Y`` is the channel mean of the ``[0, 1]`` image after 2 x 2 average pooling (which also tames
+    sensor noise). Scaling ``Y`` by a constant shifts the log by a constant and leaves the loss unchanged
+    (up to ``offset``).
+    """
+
+    def log_luma(x: Tensor) -> Tensor:
+        y = F.avg_pool2d(_unit(x).mean(dim=1, keepdim=True), 2)
+        return torch.log(y + offset)
+
+    a, b = log_luma(output), log_luma(reference)
+    dx = (a[..., :, 1:] - a[..., :, :-1]) - (b[..., :, 1:] - b[..., :, :-1])
+    dy = (a[..., 1:, :] - a[..., :-1, :]) - (b[..., 1:, :] - b[..., :-1, :])
+    return dx.abs().mean() + dy.abs().mean()
+
+
+def color_loss(output: Tensor, reference: Tensor, cell: int = 4, eps: float = 0.02) -> Tensor:
+    """Mean absolute difference of chromaticity ``rgb / (r + g + b + eps)`` on ``cell x cell`` averages."""
+
+    def chroma(x: Tensor) -> Tensor:
+        rgb = F.avg_pool2d(_unit(x), cell, ceil_mode=True)
+        return rgb / (rgb.sum(dim=1, keepdim=True) + eps)
+
+    return (chroma(output) - chroma(reference)).abs().mean()
+
+
+def exposure_loss(output: Tensor, level: float = 0.5, cell: int = 16) -> Tensor:
+    """Mean absolute distance of ``cell x cell`` mean luminances (channel mean, ``[0, 1]``) to ``level``."""
+    y = F.avg_pool2d(_unit(output).mean(dim=1, keepdim=True), cell, ceil_mode=True)
+    return (y - level).abs().mean()
+
+
+class StructureLoss(nn.Module):
+    """Module form of :func:`structure_loss`."""
+
+    def forward(self, output: Tensor, reference: Tensor) -> Tensor:
+        return structure_loss(output, reference)
+
+
+class ColorLoss(nn.Module):
+    """Module form of :func:`color_loss`."""
+
+    def forward(self, output: Tensor, reference: Tensor) -> Tensor:
+        return color_loss(output, reference)
+
+
+class ExposureLoss(nn.Module):
+    """Module form of :func:`exposure_loss` with a fixed target ``level``."""
+
+    def __init__(self, level: float = 0.5) -> None:
+        super().__init__()
+        self.level = level
+
+    def forward(self, output: Tensor) -> Tensor:
+        return exposure_loss(output, self.level)

@@ -1,0 +1,252 @@
+"""End-to-end training: a tiny run, exact resume, DDP equivalence, bad data, divergence."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from enlightengan.config import TrainConfig, apply_overrides, load_config
+from enlightengan.models import load_generator
+from enlightengan.training.checkpoints import list_checkpoints, load_state
+from enlightengan.training.trainer import Trainer, TrainingDiverged, lr_factor
+
+from .conftest import make_dark_rgb
+
+
+def _write_images(folder: Path, count: int, bright: bool, size: int = 40) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        rgb = make_dark_rgb(size, size + 4 * (i % 3), seed=i)
+        if bright:
+            rgb = np.clip(rgb.astype(np.int32) * 4, 0, 255).astype(np.uint8)
+        Image.fromarray(rgb).save(folder / f"img_{i:02d}.png")
+    return folder
+
+
+@pytest.fixture()
+def tiny_data(tmp_path: Path) -> tuple[Path, Path]:
+    return _write_images(tmp_path / "low", 8, False), _write_images(tmp_path / "normal", 7, True)
+
+
+def _tiny_config(low: Path, normal: Path, **overrides: object) -> TrainConfig:
+    values: dict[str, object] = {
+        "data.low": str(low),
+        "data.normal": str(normal),
+        "data.crop_size": 32,
+        "data.num_workers": 0,
+        "model.width": 4,
+        "model.d_width": 8,
+        "loss.local_patches": 2,
+        "loss.patch_size": 16,
+        "loss.feature_net": "random",
+        "optim.batch_size": 2,
+        "optim.epochs": 2,
+        "optim.decay_epochs": 1,
+        "run.device": "cpu",
+        "run.save_every": 2,
+        "run.keep_last": 2,
+    }
+    values.update(overrides)
+    return apply_overrides(TrainConfig(), values)
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    state = load_state(list_checkpoints(run_dir)[-1][1])
+    return {f"{net}.{k}": v for net in ("generator", "d_global", "d_local") for k, v in state[net].items()}
+
+
+def test_lr_schedule_by_hand() -> None:
+    # 10 steps, decay over the last 4: constant through step 5, then 4/4, 3/4, 2/4, 1/4 -> 0 at 10
+    factors = [lr_factor(s, 10, 6) for s in range(11)]
+    assert factors == [1, 1, 1, 1, 1, 1, 1.0, 0.75, 0.5, 0.25, 0.0]
+
+
+def test_tiny_run_writes_everything(tiny_data: tuple[Path, Path], tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    trainer = Trainer(_tiny_config(*tiny_data, **{"optim.max_steps": 5}), run_dir, progress=False)
+    assert trainer.steps_per_epoch == 4 and trainer.total_steps == 5
+    summary = trainer.fit()
+    assert summary.steps == 5
+    assert [s for s, _ in list_checkpoints(run_dir)] == [4, 5]  # keep_last=2 of 2, 4, 5
+    assert (run_dir / "config.yaml").is_file()
+    assert load_config(run_dir / "config.yaml").loss.feature_net == "random"
+    previews = sorted((run_dir / "previews").glob("*.png"))
+    assert previews, "a preview grid per epoch"
+    with Image.open(previews[0]) as grid:
+        assert grid.size == (5 * 32, 2 * 32)  # 5 columns, one row per preview image
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    generator = load_generator(run_dir / "generator.safetensors")
+    assert generator.config.base_width == 4
+    state = load_state(list_checkpoints(run_dir)[-1][1])
+    assert state["step"] == 5 and state["versions"]["torch"] == torch.__version__
+    for key in ("opt_g", "opt_dg", "opt_dl", "schedulers", "patch_rng", "torch_rng", "config"):
+        assert key in state
+    assert not list(run_dir.rglob("*.part*"))
+
+
+def test_steps_change_every_network(tiny_data: tuple[Path, Path], tmp_path: Path) -> None:
+    trainer = Trainer(_tiny_config(*tiny_data), tmp_path / "run", progress=False)
+    before = {
+        name: {k: v.clone() for k, v in net.state_dict().items()}
+        for name, net in (("g", trainer.generator), ("dg", trainer.d_global), ("dl", trainer.d_local))
+    }
+    trainer.fit(stop_at=1)
+    for name, net in (("g", trainer.generator), ("dg", trainer.d_global), ("dl", trainer.d_local)):
+        for key, value in net.state_dict().items():
+            if key.endswith("weight"):
+                assert not torch.equal(before[name][key], value), f"{name}.{key} did not change"
+
+
+def test_resume_is_exact(tiny_data: tuple[Path, Path], tmp_path: Path) -> None:
+    config = _tiny_config(*tiny_data, **{"optim.max_steps": 6})
+    straight = tmp_path / "straight"
+    Trainer(config, straight, progress=False).fit()
+
+    split = tmp_path / "split"
+    Trainer(config, split, progress=False).fit(stop_at=3)
+    assert list_checkpoints(split)[-1][0] == 3
+    resumed = Trainer(config, split, resume=True, progress=False)
+    assert resumed.step == 3
+    resumed.fit()
+
+    a, b = _weights(straight), _weights(split)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_existing_run_needs_resume(tiny_data: tuple[Path, Path], tmp_path: Path) -> None:
+    config = _tiny_config(*tiny_data, **{"optim.max_steps": 1})
+    Trainer(config, tmp_path / "run", progress=False).fit()
+    with pytest.raises(FileExistsError, match="--resume"):
+        Trainer(config, tmp_path / "run", progress=False)
+    changed = apply_overrides(config, {"optim.lr": 5e-4})
+    with pytest.raises(ValueError, match=r"differs .*optim.lr"):
+        Trainer(changed, tmp_path / "run", resume=True, progress=False)
+
+
+def test_divergence_stops_and_keeps_last_checkpoint(
+    tiny_data: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_dir = tmp_path / "run"
+    trainer = Trainer(_tiny_config(*tiny_data), run_dir, progress=False)
+    trainer.fit(stop_at=2)
+    good = {k: v.clone() for k, v in trainer.generator.state_dict().items()}
+    with torch.no_grad():
+        trainer.generator.conv10.weight.fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match="not finite at step 3"):
+        trainer.fit()
+    assert list_checkpoints(run_dir)[-1][0] == 2
+    saved = load_state(list_checkpoints(run_dir)[-1][1])["generator"]
+    assert all(torch.equal(saved[k], good[k]) for k in good)
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "enlightengan", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+
+
+_CLI_TINY = [
+    "--crop-size", "32", "--width", "4", "--feature-net", "random", "--device", "cpu", "--workers", "0",
+    "--set", "model.d_width=8", "--set", "loss.local_patches=2", "--set", "loss.patch_size=16", "--quiet",
+]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_equal_one_process(tiny_data: tuple[Path, Path], tmp_path: Path) -> None:
+    low, normal = tiny_data
+    common = ["--low", str(low), "--normal", str(normal), "--batch-size", "4", "--max-steps", "3", *_CLI_TINY]
+    single = _cli("train", *common, "--out", str(tmp_path / "single"))
+    assert single.returncode == 0, single.stderr
+    ddp = subprocess.run(
+        [
+            sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+            "-m", "enlightengan", "train", *common, "--out", str(tmp_path / "ddp"),
+        ],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    a, b = _weights(tmp_path / "single"), _weights(tmp_path / "ddp")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], atol=2e-5, rtol=1e-4, msg=key)
+
+
+def test_cli_tiny_run_and_enhance(tiny_data: tuple[Path, Path], tmp_path: Path) -> None:
+    low, normal = tiny_data
+    run_dir = tmp_path / "run"
+    result = _cli("train", "--low", str(low), "--normal", str(normal), "--out", str(run_dir),
+                  "--batch-size", "2", "--max-steps", "2", *_CLI_TINY)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "randomly initialised" in result.stderr.lower()
+    out = tmp_path / "enhanced"
+    result = _cli("enhance", str(low / "img_00.png"), "-o", str(out), "--weights", str(run_dir / "generator.safetensors"))
+    assert result.returncode == 0, result.stderr
+    with Image.open(out / "img_00.png") as image:
+        assert image.size == (40, 40)
+
+
+def test_original_layout(tmp_path: Path) -> None:
+    _write_images(tmp_path / "root" / "trainA", 4, False)
+    _write_images(tmp_path / "root" / "trainB", 4, True)
+    result = _cli("train", "--data", str(tmp_path / "root"), "--out", str(tmp_path / "run"),
+                  "--batch-size", "2", "--max-steps", "1", *_CLI_TINY)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "run" / "generator.safetensors").is_file()
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("missing", "does not exist|not found|No such"),
+        ("empty", "no image"),
+        ("text_only", "no image"),
+        ("all_corrupt", "no readable"),
+    ],
+)
+def test_bad_data_is_a_clear_error_before_training(tmp_path: Path, setup: str, message: str) -> None:
+    normal = _write_images(tmp_path / "normal", 3, True)
+    low = tmp_path / "low"
+    if setup != "missing":
+        low.mkdir()
+    if setup == "text_only":
+        (low / "notes.txt").write_text("hello")
+    if setup == "all_corrupt":
+        (low / "a.png").write_bytes(b"not a png at all")
+        (low / "b.jpg").write_bytes(b"")
+    result = _cli("train", "--low", str(low), "--normal", str(normal), "--out", str(tmp_path / "run"),
+                  "--max-steps", "1", *_CLI_TINY)  # fmt: skip
+    assert result.returncode == 2
+    assert "error" in result.stderr
+    import re
+
+    assert re.search(message, result.stderr, re.IGNORECASE), result.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_unreadable_files_are_skipped_and_counted(tiny_data: tuple[Path, Path], tmp_path: Path) -> None:
+    low, normal = tiny_data
+    (low / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 10)
+    with pytest.warns(UserWarning, match=r"broken.png"):
+        trainer = Trainer(_tiny_config(low, normal, **{"optim.max_steps": 1}), tmp_path / "run", progress=False)
+    assert len(trainer.skipped) == 1
+    assert trainer.fit().skipped_files == 1
+
+
+def test_cli_usage_errors(tmp_path: Path) -> None:
+    result = _cli("train", "--out", str(tmp_path / "run"), "--quiet")
+    assert result.returncode == 2 and "--low" in result.stderr
+    result = _cli("train", "--resume", str(tmp_path / "nothing"))
+    assert result.returncode == 2 and "config.yaml not found" in result.stderr
