@@ -1,0 +1,350 @@
+"""``enlightengan enhance``: enhance photos from files, folders and globs into an output folder."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import math
+import os
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..inference import Enhancer
+
+__all__ = ["register", "run"]
+
+EPILOG = """\
+examples:
+  # enhance two photos with the authors' released generator:
+  enlightengan enhance dark1.jpg dark2.png -o bright/ --weights 200_net_G_A.pth
+
+  # every image in a folder (top level), then a whole tree keeping its sub-folders under bright/:
+  enlightengan enhance photos/ -o bright/
+  enlightengan enhance photos/ -o bright/ --recursive
+
+  # globs are expanded by enlightengan too, so quoted patterns work (** with --recursive):
+  enlightengan enhance 'shots/*.jpg' 'scans/**/*.tif' -o bright/ --recursive
+
+  # a milder result on the GPU, replacing earlier outputs:
+  enlightengan enhance photos/ -o bright/ --strength 0.6 --device cuda --overwrite
+
+  # weights from the environment instead of --weights:
+  ENLIGHTENGAN_WEIGHTS=run/generator.safetensors enlightengan enhance photos/ -o bright/
+
+what is written: OUT_DIR/<same file name>, in the input's format (JPEG at quality 95), with the same
+size, pixel mode and bit depth (16-bit PNG stays 16-bit), the ICC profile and EXIF kept and the photo
+turned upright by its EXIF orientation. Palette and CMYK images come back as RGB. Folders are read for
+files ending in .png .jpg .jpeg .bmp .tif .tiff .webp .ppm .pgm .gif (hidden files are ignored); files
+named on the command line or matched by a glob are always tried. Every output is written to a temporary
+file and renamed, so an interrupted run never leaves a partial image.
+
+weights: --weights, else $ENLIGHTENGAN_WEIGHTS, else the default model bundled with the package (none
+is bundled yet: pass the released 200_net_G_A.pth or a generator you trained). Accepted: the released
+.pth, a plain generator state dict, or this package's .safetensors.
+
+exit status: 0 all enhanced (or skipped as existing); 1 some inputs failed (each is named with its
+reason on stderr, the others are still processed); 2 usage error (bad option, weights that cannot be
+loaded, an output folder that cannot be created or written).
+"""
+
+
+def _strength(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+#: Shown in --help; equal to enlightengan.image_io.DEFAULT_MAX_PIXELS (not imported here: it pulls in torch).
+_MAX_PIXELS_HELP = "120,000,000"
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "enhance",
+        help="enhance low-light photos (files, folders, globs) into an output folder",
+        description="Enhance low-light photos with an EnlightenGAN generator (Jiang et al., IEEE TIP 2021). "
+        "Each INPUT is an image file, a folder of images, or a glob pattern.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    p.add_argument(
+        "-o", "--output", required=True, type=Path, metavar="OUT_DIR", help="folder for the results (created)"
+    )
+    p.add_argument(
+        "--weights",
+        metavar="PATH",
+        help="generator weights (released 200_net_G_A.pth, a state dict, or .safetensors); "
+        "default: $ENLIGHTENGAN_WEIGHTS, else the bundled model",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        metavar="DEVICE",
+        help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps (default: auto)",
+    )
+    p.add_argument(
+        "--strength",
+        type=_strength,
+        default=1.0,
+        metavar="S",
+        help="scale of the enhancement residual: 1 = the published model, 0 = unchanged (default: 1)",
+    )
+    p.add_argument(
+        "--recursive",
+        action="store_true",
+        help="also read sub-folders of folder INPUTs, mirroring them under OUT_DIR; ** in globs",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    p.add_argument(
+        "--max-pixels",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help=f"refuse images with more pixels than N (decompression bombs; default: {_MAX_PIXELS_HELP})",
+    )
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar and no notes on skipped files; errors still shown",
+    )
+
+
+class _UsageError(Exception):
+    """Nothing can be done: bad weights, device or output folder (exit status 2)."""
+
+
+@dataclass(frozen=True)
+class _Job:
+    source: Path
+    target: Path
+
+
+@dataclass
+class _Plan:
+    jobs: list[_Job] = field(default_factory=list)
+    #: (input as given or found, reason) for inputs that cannot even be planned.
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _natural_key(path: Path) -> list[Any]:
+    # "img2.jpg" before "img10.jpg", as people number their files.
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", str(path))]
+
+
+def _is_inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def _folder_images(folder: Path, recursive: bool, out_dir: Path) -> list[Path]:
+    from ..image_io import IMAGE_SUFFIXES
+
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
+    found = []
+    for path in candidates:
+        relative = path.relative_to(folder)
+        if any(part.startswith(".") for part in relative.parts):
+            continue  # hidden files and folders, including our own temporary *.part files
+        if recursive and _is_inside(path, out_dir):
+            continue  # never re-enhance earlier results written inside the input tree
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+            found.append(path)
+    return sorted(found, key=_natural_key)
+
+
+def _has_magic(text: str) -> bool:
+    return any(ch in text for ch in "*?[")
+
+
+def _plan(inputs: Sequence[str], out_dir: Path, recursive: bool) -> _Plan:
+    plan = _Plan()
+    sources: list[tuple[Path, Path]] = []  # (source, path relative to out_dir)
+    for raw in inputs:
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            images = _folder_images(path, recursive, out_dir)
+            if not images:
+                what = "its sub-folders" if recursive else "it (add --recursive for sub-folders)"
+                plan.failures.append((raw, f"folder holds no images in {what}"))
+            sources.extend((image, image.relative_to(path)) for image in images)
+        elif path.exists() or path.is_symlink():
+            sources.append((path, Path(path.name)))
+        elif _has_magic(raw):
+            matches = sorted(
+                (Path(m) for m in glob.glob(os.path.expanduser(raw), recursive=recursive)), key=_natural_key
+            )
+            files = [m for m in matches if m.is_file()]
+            if not files:
+                plan.failures.append((raw, "no files match this pattern"))
+            sources.extend((m, Path(m.name)) for m in files)
+        else:
+            plan.failures.append((raw, "no such file or folder"))
+
+    claimed: dict[Path, Path] = {}
+    seen_sources: set[Path] = set()
+    for source, relative in sources:
+        resolved = source.resolve()
+        if resolved in seen_sources:
+            continue  # the same file named twice (a folder and a glob, say)
+        seen_sources.add(resolved)
+        target = out_dir / relative
+        if target.resolve() == resolved:
+            plan.failures.append(
+                (str(source), "its output would overwrite the input: choose another -o folder")
+            )
+            continue
+        earlier = claimed.get(target)
+        if earlier is not None:
+            plan.failures.append((str(source), f"same output name as {earlier}: {target}"))
+            continue
+        claimed[target] = source
+        plan.jobs.append(_Job(source, target))
+    return plan
+
+
+def _prepare_output(out_dir: Path) -> None:
+    """Create ``out_dir`` and prove it writable (a temporary file), or raise :class:`_UsageError`."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise _UsageError(f"the output path {out_dir} exists and is not a folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _UsageError(f"cannot create the output folder {out_dir}: {exc.strerror or exc}") from exc
+    try:
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".enlightengan-write-test."):
+            pass
+    except OSError as exc:
+        raise _UsageError(f"cannot write into the output folder {out_dir}: {exc.strerror or exc}") from exc
+
+
+def _load_enhancer(args: argparse.Namespace) -> Enhancer:
+    from ..inference import Enhancer, resolve_device
+    from ..weights import resolve_weights
+
+    try:
+        weights = resolve_weights(args.weights)  # before any work: a missing model is a usage error
+        device = resolve_device(args.device)
+        return Enhancer(weights, device=device, strength=args.strength)
+    except (OSError, ValueError) as exc:  # WeightsError and CheckpointError are ValueErrors
+        raise _UsageError(str(exc)) from exc
+
+
+class _Reporter:
+    """Messages on stderr that do not break the progress bar."""
+
+    def __init__(self, quiet: bool, bar: Any) -> None:
+        self.quiet = quiet
+        self.bar = bar
+
+    def say(self, message: str, *, important: bool = False) -> None:
+        if self.quiet and not important:
+            return
+        if self.bar is not None:
+            self.bar.write(message, file=sys.stderr)
+        else:
+            print(message, file=sys.stderr)
+
+
+def _enhance_one(job: _Job, enhancer: Enhancer, max_pixels: int | None) -> None:
+    """Read, enhance and write one image; raises ``ValueError``/``OSError``/``RuntimeError`` on failure."""
+    from ..image_io import DEFAULT_MAX_PIXELS, read_image, write_image
+
+    loaded = read_image(job.source, max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
+    result = enhancer.enhance(loaded.pixels)
+    job.target.parent.mkdir(parents=True, exist_ok=True)
+    write_image(
+        result, job.target, format=loaded.format, icc_profile=loaded.icc_profile, exif=loaded.exif, quality=95
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    from ..image_io import ImageReadError
+
+    if isinstance(exc, ImageReadError):
+        return exc.reason
+    if isinstance(exc, OSError):
+        return f"cannot write the output: {exc}"
+    if isinstance(exc, MemoryError):
+        return "not enough memory to enhance this image"
+    if isinstance(exc, RuntimeError):
+        return f"enhancement failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+    return str(exc)
+
+
+def _process(
+    jobs: Iterable[_Job], total: int, args: argparse.Namespace, enhancer: Enhancer
+) -> tuple[int, int, list[tuple[str, str]]]:
+    from tqdm import tqdm
+
+    enhanced = skipped = 0
+    failures: list[tuple[str, str]] = []
+    with tqdm(total=total, unit="img", disable=args.quiet, file=sys.stderr, dynamic_ncols=True) as bar:
+        report = _Reporter(args.quiet, None if args.quiet else bar)
+        for job in jobs:
+            if job.target.exists() and not args.overwrite:
+                skipped += 1
+                report.say(f"skipped (exists, use --overwrite to replace): {job.target}")
+                bar.update(1)
+                continue
+            start = time.perf_counter()
+            try:
+                _enhance_one(job, enhancer, args.max_pixels)
+            except (ValueError, OSError, RuntimeError, MemoryError) as exc:
+                failures.append((str(job.source), _reason(exc)))
+                report.say(f"failed: {job.source}: {failures[-1][1]}", important=True)
+            else:
+                enhanced += 1
+            bar.set_postfix_str(f"{job.source.name} {time.perf_counter() - start:.2f}s", refresh=False)
+            bar.update(1)
+    return enhanced, skipped, failures
+
+
+def run(args: argparse.Namespace) -> int:
+    out_dir: Path = args.output.expanduser()
+    try:
+        enhancer = _load_enhancer(args)
+        _prepare_output(out_dir)
+    except _UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    plan = _plan(args.inputs, out_dir, args.recursive)
+    for source, reason in plan.failures:
+        print(f"failed: {source}: {reason}", file=sys.stderr)
+    enhanced, skipped, failures = _process(plan.jobs, len(plan.jobs), args, enhancer)
+    failures = plan.failures + failures
+
+    if failures or not args.quiet:
+        summary = f"{enhanced} enhanced, {skipped} skipped, {len(failures)} failed (outputs in {out_dir})"
+        print(summary, file=sys.stderr)
+    if failures:
+        print("failures:", file=sys.stderr)
+        for source, reason in failures:
+            print(f"  {source}: {reason}", file=sys.stderr)
+        return 1
+    return 0

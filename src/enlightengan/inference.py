@@ -1,0 +1,223 @@
+"""Enhancing images with a trained EnlightenGAN generator.
+
+The generator (Jiang et al., IEEE TIP 2021, Fig. 2) predicts an attention-weighted residual, the
+``latent``, and returns ``input + latent``. :class:`Enhancer` exposes that residual's scale as
+``strength``: ``input + strength * latent``, so ``strength = 1`` is the published model and
+``strength = 0`` returns the input unchanged. Results are clipped to ``[-1, 1]``.
+
+Example:
+    >>> from PIL import Image
+    >>> from enlightengan import Enhancer
+    >>> enhancer = Enhancer("200_net_G_A.pth")  # doctest: +SKIP
+    >>> enhancer.enhance(Image.open("dark.jpg")).save("bright.jpg")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from pathlib import Path
+from typing import Any, TypeVar, overload
+
+import torch
+from numpy.typing import NDArray
+from PIL import Image
+from torch import Tensor
+
+from .image_io import prepare
+from .models.checkpoint import load_generator
+from .models.generator import EnlightenGenerator
+
+__all__ = ["Enhancer", "enhance", "resolve_device"]
+
+_ImageT = TypeVar("_ImageT", Image.Image, NDArray[Any])
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """Turn ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"`` into a usable device.
+
+    ``"auto"`` picks CUDA, then Apple's MPS, then the CPU. A device asked for explicitly that this
+    machine does not have is an error (never a silent fallback to the CPU).
+
+    Raises:
+        ValueError: an unknown name, or a device that is not available here.
+    """
+    if isinstance(name, str) and name.strip().lower() == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name.strip().lower() if isinstance(name, str) else name)
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from exc
+    if device.type == "cpu":
+        return device
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device {name!r} asked for, but CUDA is not available here (no NVIDIA GPU, or a CPU-only "
+                "build of torch): use --device cpu or auto"
+            )
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"device {name!r} asked for, but this machine has {count} CUDA device(s)")
+        return device
+    if device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(
+                f"device {name!r} asked for, but Apple MPS is not available here: use cpu or auto"
+            )
+        return device
+    raise ValueError(f"unsupported device {name!r}: use auto, cpu, cuda, cuda:N or mps")
+
+
+def _check_strength(strength: float) -> float:
+    value = float(strength)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"strength must be a finite number >= 0 (1 = the published model), got {strength!r}")
+    return value
+
+
+class Enhancer:
+    """A generator ready to enhance images.
+
+    Args:
+        weights: a generator file (released ``200_net_G_A.pth``, a plain state dict, or the project's
+            ``.safetensors``); ``None`` resolves it with :func:`enlightengan.weights.resolve_weights`
+            (``$ENLIGHTENGAN_WEIGHTS``, then the bundled default model).
+        model: an already built generator to use instead of ``weights``; it is moved to ``device``
+            and put in eval mode (BatchNorm uses its running statistics, as at test time).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"`` (see :func:`resolve_device`).
+        strength: default residual scale: 1 is the published model, 0 the identity, between them a
+            milder enhancement.
+
+    Raises:
+        ValueError: both ``weights`` and ``model`` given, a bad device or strength, or weights that
+            cannot be loaded (:class:`enlightengan.CheckpointError`, a ``ValueError``).
+    """
+
+    def __init__(
+        self,
+        weights: str | os.PathLike[str] | None = None,
+        *,
+        model: EnlightenGenerator | None = None,
+        device: str | torch.device = "auto",
+        strength: float = 1.0,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.strength = _check_strength(strength)
+        if model is not None:
+            if weights is not None:
+                raise ValueError("pass either weights or model, not both")
+            self.weights: Path | None = None
+            self.model = model.to(self.device).eval()
+        else:
+            from .weights import resolve_weights
+
+            self.weights = resolve_weights(weights)
+            self.model = load_generator(self.weights, device=self.device)
+
+    def __repr__(self) -> str:
+        source = self.weights if self.weights is not None else "<model>"
+        return f"Enhancer(weights={source}, device={self.device}, strength={self.strength})"
+
+    def _run(self, image: Tensor) -> Tensor:
+        """The one network call: ``N x 3 x H x W`` in ``[-1, 1]`` on ``self.device`` -> the ``latent``.
+
+        Any H and W (the generator pads to multiples of 16 and crops back). Tiled inference for
+        images too large for memory belongs here.
+        """
+        return self.model(image).latent
+
+    def enhance_tensor(self, image: Tensor, strength: float | None = None) -> Tensor:
+        """Enhance a batch of RGB tensors.
+
+        Args:
+            image: ``N x 3 x H x W`` (or ``3 x H x W``) RGB in ``[-1, 1]``, on any device.
+            strength: residual scale for this call; ``None`` uses the enhancer's.
+
+        Returns:
+            ``image + strength * latent`` clipped to ``[-1, 1]``: same shape, float32, on the
+            input's device.
+        """
+        value = self.strength if strength is None else _check_strength(strength)
+        if image.ndim == 3:
+            return self.enhance_tensor(image.unsqueeze(0), value)[0]
+        if image.ndim != 4 or image.shape[1] != 3 or not image.is_floating_point():
+            raise ValueError(
+                "expected a float N x 3 x H x W RGB tensor in [-1, 1], "
+                f"got {image.dtype} {tuple(image.shape)}"
+            )
+        if image.shape[0] == 0 or image.shape[2] == 0 or image.shape[3] == 0:
+            raise ValueError(f"the image tensor is empty: {tuple(image.shape)}")
+        with torch.inference_mode():
+            x = image.to(self.device, torch.float32)
+            result = x if value == 0 else x + value * self._run(x)
+            return result.clamp(-1.0, 1.0).to(image.device)
+
+    @overload
+    def enhance(self, image: Image.Image, strength: float | None = None) -> Image.Image: ...
+
+    @overload
+    def enhance(self, image: NDArray[Any], strength: float | None = None) -> NDArray[Any]: ...
+
+    def enhance(
+        self, image: Image.Image | NDArray[Any], strength: float | None = None
+    ) -> Image.Image | NDArray[Any]:
+        """Enhance one image and return it in kind.
+
+        Args:
+            image: a PIL image (RGB, L, RGBA, LA, I;16, P, CMYK, ...) or a uint8/uint16 array in RGB
+                order: ``H x W`` (grey), ``H x W x 3`` (RGB) or ``H x W x 4`` (RGBA).
+            strength: residual scale for this call; ``None`` uses the enhancer's.
+
+        Returns:
+            The same type, size, dtype and mode (alpha bit-exact; palette/CMYK/other colour modes come
+            back as RGB or RGBA, bilevel as L); see :mod:`enlightengan.image_io` for the conversions.
+        """
+        prepared = prepare(image)
+        return prepared.restore(self.enhance_tensor(prepared.tensor, strength))
+
+
+_CACHE: dict[tuple[str, int, int, str], Enhancer] = {}
+_CACHE_LOCK = threading.Lock()
+_CACHE_SIZE = 4
+
+
+def _cached_enhancer(weights: str | os.PathLike[str] | None, device: str) -> Enhancer:
+    from .weights import resolve_weights
+
+    path = resolve_weights(weights).resolve()
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns, str(resolve_device(device)))
+    with _CACHE_LOCK:
+        enhancer = _CACHE.get(key)
+        if enhancer is None:
+            enhancer = Enhancer(path, device=device)
+            if len(_CACHE) >= _CACHE_SIZE:
+                _CACHE.pop(next(iter(_CACHE)))
+            _CACHE[key] = enhancer
+    return enhancer
+
+
+def enhance(
+    image: _ImageT,
+    *,
+    weights: str | os.PathLike[str] | None = None,
+    device: str = "auto",
+    strength: float = 1.0,
+) -> _ImageT:
+    """Enhance one image with the generator in ``weights`` (default: resolved as :class:`Enhancer` does).
+
+    The loaded generator is cached per weights file (and its modification time) and device, so
+    repeated calls do not reload it.
+
+    Example:
+        >>> from PIL import Image
+        >>> from enlightengan import enhance
+        >>> enhance(Image.open("dark.jpg"), weights="200_net_G_A.pth").save("bright.jpg")  # doctest: +SKIP
+    """
+    return _cached_enhancer(weights, device).enhance(image, strength)

@@ -1,0 +1,150 @@
+"""Which generator weights to use: an explicit path, ``$ENLIGHTENGAN_WEIGHTS``, or the bundled default.
+
+The bundled default model is declared here as data (:data:`DEFAULT_MODEL`: file name, sha256, licence,
+input range), beside the file it describes, ``enlightengan/weights/enlightengan-default.safetensors``.
+The file is verified against its sha256 before first use.
+
+No default model is bundled yet (it is being trained on openly licensed data); until it is, pass the
+authors' released generator ``200_net_G_A.pth`` (Jiang et al., IEEE TIP 2021) or your own with
+``--weights`` or ``ENLIGHTENGAN_WEIGHTS``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "ENV_VAR",
+    "WEIGHTS_DIR",
+    "NoDefaultWeightsError",
+    "WeightsError",
+    "WeightsInfo",
+    "bundled_path",
+    "resolve_weights",
+    "sha256_of",
+]
+
+#: Environment variable naming a weights file, used when no explicit path is given.
+ENV_VAR = "ENLIGHTENGAN_WEIGHTS"
+
+#: Folder of the bundled weights (this package).
+WEIGHTS_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    """A weights file declared as data.
+
+    Attributes:
+        file_name: the file's name inside :data:`WEIGHTS_DIR`.
+        sha256: hex digest the file must have; ``None`` while no file has been released.
+        licence: licence of the weights (and of the data they were trained on).
+        input_range: what the generator expects, e.g. ``"RGB in [-1, 1]"``.
+        description: how the weights were made.
+    """
+
+    file_name: str
+    sha256: str | None
+    licence: str
+    input_range: str
+    description: str
+
+
+#: The default model shipped with the package. ``sha256`` is filled in when the file is added.
+DEFAULT_MODEL = WeightsInfo(
+    file_name="enlightengan-default.safetensors",
+    sha256=None,
+    licence="to be declared with the file (weights trained by this project on openly licensed photos)",
+    input_range="RGB in [-1, 1], N x 3 x H x W, any H and W (padded to multiples of 16 internally)",
+    description="EnlightenGAN generator (base width 32) trained with this package's paper configuration",
+)
+
+
+class WeightsError(ValueError):
+    """Weights that cannot be used: a missing file, or a bundled file that fails its checksum."""
+
+
+class NoDefaultWeightsError(WeightsError):
+    """No weights were given and the package bundles no default model (yet)."""
+
+
+# (path, size, mtime_ns) of files already verified in this process: hash each file once.
+_VERIFIED: set[tuple[str, int, int]] = set()
+
+
+def sha256_of(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def bundled_path(info: WeightsInfo | None = None) -> Path:
+    """Where the bundled file of ``info`` (default :data:`DEFAULT_MODEL`) lives, present or not."""
+    return WEIGHTS_DIR / (info or DEFAULT_MODEL).file_name
+
+
+def _verify(path: Path, info: WeightsInfo) -> None:
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key in _VERIFIED:
+        return
+    actual = sha256_of(path)
+    if info.sha256 is None:
+        raise WeightsError(
+            f"the bundled model {path} has no declared sha256: set sha256={actual!r} in "
+            "enlightengan.weights.DEFAULT_MODEL (the file is only used once its checksum is declared)"
+        )
+    if actual != info.sha256.lower():
+        raise WeightsError(
+            f"the bundled model {path} is damaged: its sha256 is {actual}, expected {info.sha256}; "
+            "reinstall enlightengan, or pass weights with --weights / ENLIGHTENGAN_WEIGHTS"
+        )
+    _VERIFIED.add(key)
+
+
+def _existing_file(raw: str, source: str) -> Path:
+    path = Path(raw).expanduser()
+    if not path.exists():
+        raise WeightsError(f"the weights file {path} ({source}) does not exist")
+    if path.is_dir():
+        raise WeightsError(f"the weights path {path} ({source}) is a folder; pass the weights file itself")
+    return path
+
+
+def resolve_weights(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """Pick the generator weights: ``explicit`` > ``$ENLIGHTENGAN_WEIGHTS`` > the bundled default.
+
+    Args:
+        explicit: a path given by the caller (``--weights``); ``None`` to fall back.
+
+    Returns:
+        The path of an existing file (not yet loaded: see :func:`enlightengan.load_generator`).
+        The bundled default is checked against :data:`DEFAULT_MODEL` ``.sha256`` (once per process).
+
+    Raises:
+        WeightsError: the explicit or environment path does not exist, or the bundled file fails
+            its checksum.
+        NoDefaultWeightsError: nothing given and no default model is bundled.
+    """
+    if explicit is not None:
+        return _existing_file(os.fspath(explicit), "given explicitly")
+    from_env = os.environ.get(ENV_VAR, "").strip()
+    if from_env:
+        return _existing_file(from_env, f"from the environment variable {ENV_VAR}")
+    path = bundled_path()
+    if not path.is_file():
+        raise NoDefaultWeightsError(
+            "no weights given, and no default model is bundled with enlightengan yet (it is still being "
+            f"trained; it will be {path.name}). Pass a generator explicitly: "
+            "'enlightengan enhance --weights 200_net_G_A.pth ...' (the authors' released weights) or a "
+            f"generator you trained (RUN_DIR/generator.safetensors), or set {ENV_VAR}=/path/to/weights."
+        )
+    _verify(path, DEFAULT_MODEL)
+    return path
