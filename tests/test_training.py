@@ -13,9 +13,9 @@ import torch
 from PIL import Image
 
 from enlightengan.config import TrainConfig, apply_overrides, load_config
-from enlightengan.models import load_generator
+from enlightengan.models import EnlightenGenerator, GeneratorConfig, load_generator
 from enlightengan.training.checkpoints import list_checkpoints, load_state
-from enlightengan.training.trainer import Trainer, TrainingDiverged, lr_factor
+from enlightengan.training.trainer import Trainer, TrainingDiverged, init_weights, lr_factor
 
 from .conftest import make_dark_rgb
 
@@ -166,8 +166,16 @@ _CLI_TINY = [
 
 @pytest.mark.slow
 def test_ddp_two_processes_equal_one_process(tiny_data: tuple[Path, Path], tmp_path: Path) -> None:
+    """torchrun with 2 gloo processes of batch 2 == one process of batch 4, up to float rounding.
+
+    Adam's first steps normalise each gradient element (update ~ lr * sign(g)), which turns rounding
+    noise in near-zero gradients into full-size differences; a large epsilon (1.0, with lr 1.0) makes the
+    update proportional to the gradient, so the comparison measures the gradients themselves. Without
+    cross-process BatchNorm statistics the generator's updates differ by 0.6 %; with them by 0.02 %.
+    """
     low, normal = tiny_data
-    common = ["--low", str(low), "--normal", str(normal), "--batch-size", "4", "--max-steps", "3", *_CLI_TINY]
+    common = ["--low", str(low), "--normal", str(normal), "--batch-size", "4", "--max-steps", "2",
+              "--lr", "1.0", "--set", "optim.eps=1.0", *_CLI_TINY]  # fmt: skip
     single = _cli("train", *common, "--out", str(tmp_path / "single"))
     assert single.returncode == 0, single.stderr
     ddp = subprocess.run(
@@ -180,8 +188,18 @@ def test_ddp_two_processes_equal_one_process(tiny_data: tuple[Path, Path], tmp_p
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     a, b = _weights(tmp_path / "single"), _weights(tmp_path / "ddp")
     assert a.keys() == b.keys()
+    torch.manual_seed(0)
+    init = EnlightenGenerator(GeneratorConfig(base_width=4))
+    init.apply(init_weights)
+    keys = [k for k in init.state_dict() if not k.endswith("num_batches_tracked")]
+    start = torch.cat([init.state_dict()[k].flatten() for k in keys])
+    update_single = torch.cat([a[f"generator.{k}"].flatten() for k in keys]) - start
+    update_ddp = torch.cat([b[f"generator.{k}"].flatten() for k in keys]) - start
+    assert update_single.norm() > 0.1  # the test is meaningful: the generator moved
+    assert (update_ddp - update_single).norm() / update_single.norm() < 1e-3
     for key in a:
-        torch.testing.assert_close(b[key], a[key], atol=2e-5, rtol=1e-4, msg=key)
+        if not key.startswith("generator."):
+            torch.testing.assert_close(b[key], a[key], atol=1e-5, rtol=0, msg=key)
 
 
 def test_cli_tiny_run_and_enhance(tiny_data: tuple[Path, Path], tmp_path: Path) -> None:

@@ -103,6 +103,8 @@ class LossConfig:
 class OptimConfig:
     lr: float = 1e-4
     betas: tuple[float, float] = (0.5, 0.999)
+    #: Adam's epsilon (torch's default; the original code used the same)
+    eps: float = 1e-8
     #: global batch size (split evenly over the processes of a distributed run)
     batch_size: int = 32
     #: total epochs; the last ``decay_epochs`` of them decay the learning rate linearly to 0
@@ -154,6 +156,7 @@ class TrainConfig:
             (self.model.width >= 1 and self.model.d_width >= 1, "model widths must be >= 1"),
             (self.loss.local_patches >= 0, "loss.local_patches must be >= 0"),
             (self.optim.lr > 0, "optim.lr must be > 0"),
+            (self.optim.eps > 0, "optim.eps must be > 0"),
             (all(0 <= b < 1 for b in self.optim.betas), "optim.betas must be in [0, 1)"),
             (self.optim.batch_size >= 1, "optim.batch_size must be >= 1"),
             (self.optim.epochs >= 1, "optim.epochs must be >= 1"),

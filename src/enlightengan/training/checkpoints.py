@@ -34,7 +34,7 @@ def versions() -> dict[str, str]:
 
     return {
         "enlightengan": __version__,
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "python": platform.python_version(),
     }
 

@@ -158,7 +158,7 @@ class Trainer:
 
         opt = config.optim
         adam: Callable[[Any], torch.optim.Adam] = lambda params: torch.optim.Adam(  # noqa: E731
-            params, lr=opt.lr, betas=opt.betas
+            params, lr=opt.lr, betas=opt.betas, eps=opt.eps
         )
         self.opt_g = adam(self.generator.parameters())
         self.opt_dg = adam(self.d_global.parameters())
