@@ -23,13 +23,16 @@ def test_exposure_by_hand() -> None:
 def test_color_by_hand() -> None:
     grey = _from_unit(torch.full((1, 3, 4, 4), 0.5))
     red = _from_unit(torch.zeros(1, 3, 4, 4).index_fill_(1, torch.tensor([0]), 1.0))
-    # chroma(grey) = 0.5 / 1.52 per channel; chroma(red) = (1 / 1.02, 0, 0)
-    g, r = 0.5 / 1.52, 1 / 1.02
-    expected = (abs(r - g) + g + g) / 3
-    assert color_loss(red, grey).item() == pytest.approx(expected, abs=1e-6)
+    # angle between (1, 0, 0) and (1, 1, 1): cos = 1 / sqrt(3)
+    assert color_loss(red, grey).item() == pytest.approx(1 - 3**-0.5, abs=1e-5)
     darker_grey = _from_unit(torch.full((1, 3, 4, 4), 0.1))
-    # same hue, different brightness: only the eps term differs (0.1/0.32 vs 0.5/1.52)
-    assert color_loss(darker_grey, grey).item() == pytest.approx(abs(0.1 / 0.32 - g), abs=1e-6)
+    assert color_loss(darker_grey, grey).item() == pytest.approx(0.0, abs=1e-5)  # brightness is free
+    tinted = _from_unit(torch.tensor([0.2, 0.1, 0.1]).view(1, 3, 1, 1).expand(1, 3, 4, 4))
+    bright_tinted = _from_unit(torch.tensor([0.8, 0.4, 0.4]).view(1, 3, 1, 1).expand(1, 3, 4, 4))
+    assert color_loss(bright_tinted, tinted).item() == pytest.approx(0.0, abs=1e-5)
+    # (0.8, 0.4, 0.4) vs grey: cos = 1.6 / (sqrt(0.96) * sqrt(3))
+    expected = 1 - 1.6 / (0.96**0.5 * 3**0.5)
+    assert color_loss(bright_tinted, grey).item() == pytest.approx(expected, abs=1e-5)
 
 
 def test_structure_is_zero_for_a_gain_and_sees_edges() -> None:

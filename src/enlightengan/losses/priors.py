@@ -7,8 +7,8 @@ free:
 
 * :func:`structure_loss`: edges of the log-luminance must match the input's. A global brightness
   gain leaves it at zero, so it constrains structure, not exposure.
-* :func:`color_loss`: the output's chromaticity (r, g, b divided by their sum) must match the input's
-  on a coarse grid, against colour casts.
+* :func:`color_loss`: the output's colour direction (the RGB vector of each coarse cell, up to its
+  length) must match the input's, against colour casts. Brightening scales the vector and costs nothing.
 * :func:`exposure_loss`: the mean luminance of 16 x 16 regions is pulled towards a target level
   (as in Zero-DCE, Guo et al. CVPR 2020), against under- and over-exposure.
 
@@ -46,14 +46,19 @@ def structure_loss(output: Tensor, reference: Tensor, offset: float = 0.05) -> T
     return dx.abs().mean() + dy.abs().mean()
 
 
-def color_loss(output: Tensor, reference: Tensor, cell: int = 4, eps: float = 0.02) -> Tensor:
-    """Mean absolute difference of chromaticity ``rgb / (r + g + b + eps)`` on ``cell x cell`` averages."""
+def color_loss(output: Tensor, reference: Tensor, cell: int = 4, eps: float = 1e-6) -> Tensor:
+    """``1 - cos(angle)`` between the RGB vectors of ``cell x cell`` averages of the two images.
 
-    def chroma(x: Tensor) -> Tensor:
-        rgb = F.avg_pool2d(_unit(x), cell, ceil_mode=True)
-        return rgb / (rgb.sum(dim=1, keepdim=True) + eps)
-
-    return (chroma(output) - chroma(reference)).abs().mean()
+    The cosine ignores the vectors' lengths, so a pure brightening (any gain) costs nothing while a hue
+    or saturation shift does. Cells are weighted by the reference vector's length: a black cell of a
+    dark photo has no colour to keep.
+    """
+    a = F.avg_pool2d(_unit(output), cell, ceil_mode=True)
+    b = F.avg_pool2d(_unit(reference), cell, ceil_mode=True)
+    b_norm = b.norm(dim=1)
+    cosine = (a * b).sum(dim=1) / (a.norm(dim=1) * b_norm + eps)
+    weight = b_norm.detach()
+    return ((1.0 - cosine) * weight).sum() / (weight.sum() + eps)
 
 
 def exposure_loss(output: Tensor, level: float = 0.5, cell: int = 16) -> Tensor:
