@@ -45,7 +45,9 @@ def _batch(n: int, crop: int, fmt: torch.memory_format) -> Batch:
     low = torch.rand(n, 3, crop, crop) * 0.3 * 2 - 1
     normal = torch.rand(n, 3, crop, crop) * 2 - 1
     batch = Batch(low=low, input=low.clone(), gray=attention_map(low), normal=normal)
-    return Batch(**{k: getattr(batch, k).contiguous(memory_format=fmt) for k in ("low", "input", "gray", "normal")})
+    return Batch(
+        **{k: getattr(batch, k).contiguous(memory_format=fmt) for k in ("low", "input", "gray", "normal")}
+    )
 
 
 def _timed(fn: Callable[[], object]) -> float:
@@ -54,7 +56,9 @@ def _timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def run_variant(variant: Variant, width: int, crop: int, batch_size: int, steps: int, warmup: int) -> dict[str, float]:
+def run_variant(
+    variant: Variant, width: int, crop: int, batch_size: int, steps: int, warmup: int
+) -> dict[str, float]:
     torch.manual_seed(0)
     fmt = torch.channels_last if variant.channels_last else torch.contiguous_format
     g = EnlightenGenerator(GeneratorConfig(base_width=width)).to(memory_format=fmt)
@@ -86,8 +90,9 @@ def run_variant(variant: Variant, width: int, crop: int, batch_size: int, steps:
         (d_global + (d_local if d_local is not None else 0)).backward()
         opt_d.step()
         t3 = time.perf_counter()
+        fake = g_step.output.detach()
         with torch.no_grad():
-            feat = _timed(lambda: feature(g_step.output.detach(), batch.low))
+            feat = _timed(lambda fake=fake: feature(fake, batch.low))
         if i >= warmup:
             parts["g_forward_loss"] += t1 - t0
             parts["g_backward_step"] += t2 - t1
@@ -100,7 +105,9 @@ def run_variant(variant: Variant, width: int, crop: int, batch_size: int, steps:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--width", type=int, default=32, help="generator base width (32 = paper)")
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--batch", type=int, default=2)
@@ -119,7 +126,9 @@ def main() -> None:
     }
     results = {}
     for name in args.variants.split(","):
-        results[name] = run_variant(catalogue[name], args.width, args.crop, args.batch, args.steps, args.warmup)
+        results[name] = run_variant(
+            catalogue[name], args.width, args.crop, args.batch, args.steps, args.warmup
+        )
         r = results[name]
         print(f"{name:>14}: {r['step']:.2f} s/step, {r['images_per_s']:.2f} img/s", flush=True)
 
@@ -130,19 +139,23 @@ def main() -> None:
         f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, {dt.date.today()}"
     )
     lines = [
-        "| variant | s/step | images/s | G fwd+loss | G bwd+step | D fwd+bwd+step | feature net fwd (in G loss) | speed-up |",
+        "| variant | s/step | images/s | G fwd+loss | G bwd+step | D fwd+bwd+step "
+        "| feature net fwd (in G loss) | speed-up |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
         lines.append(
             f"| {name} | {r['step']:.2f} | {r['images_per_s']:.2f} | {r['g_forward_loss']:.2f} | "
-            f"{r['g_backward_step']:.2f} | {r['d_step']:.2f} | {r['feature_only']:.2f} | {base / r['step']:.2f}x |"
+            f"{r['g_backward_step']:.2f} | {r['d_step']:.2f} | {r['feature_only']:.2f} | "
+            f"{base / r['step']:.2f}x |"
         )
     table = "\n".join(lines)
     print(header)
     print(table)
     if args.json:
-        args.json.write_text(json.dumps({"config": vars(args) | {"json": str(args.json)}, "results": results}, indent=2))
+        args.json.write_text(
+            json.dumps({"config": vars(args) | {"json": str(args.json)}, "results": results}, indent=2)
+        )
     if not args.no_write:
         _write_section(header, table)
 

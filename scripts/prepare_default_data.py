@@ -28,7 +28,9 @@ def _link(files: list[Path], folder: Path, prefix: str = "") -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--shared", type=Path, default=Path("../shared"))
     parser.add_argument("--out", type=Path, default=Path("../data/default"))
     parser.add_argument("--val-every", type=int, default=8)
@@ -43,11 +45,15 @@ def main() -> None:
     train_low = [p for p in lol_low if p.name not in val]
     _link(train_low, args.out / "low")
     for split in ("train", "val", "test"):
-        _link(sorted((datasets / "bsds500" / split).glob("*.jpg")), args.out / "normal", prefix=f"bsds_{split}_")
+        _link(
+            sorted((datasets / "bsds500" / split).glob("*.jpg")), args.out / "normal", prefix=f"bsds_{split}_"
+        )
     _link([lol_high / p.name for p in train_low], args.out / "normal", prefix="lol_")
     _link([p for p in lol_low if p.name in val], args.out / "val_low")
     _link([lol_high / name for name in sorted(val)], args.out / "val_ref")
-    counts = {name: len(list((args.out / name).iterdir())) for name in ("low", "normal", "val_low", "val_ref")}
+    counts = {
+        name: len(list((args.out / name).iterdir())) for name in ("low", "normal", "val_low", "val_ref")
+    }
     print(f"{args.out}: {counts}")
 
 

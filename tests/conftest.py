@@ -31,7 +31,6 @@ def official_fixture(shared_dir: Path) -> dict[str, torch.Tensor]:
 @pytest.fixture(autouse=True)
 def _deterministic() -> None:
     torch.manual_seed(0)
-    np.random.seed(0)
 
 
 def make_dark_rgb(height: int, width: int, seed: int = 0) -> np.ndarray:

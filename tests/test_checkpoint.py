@@ -165,7 +165,9 @@ def test_width_mismatch(tmp_path: Path) -> None:
 
 
 def test_safetensors_metadata_must_agree(tmp_path: Path) -> None:
-    state = {k: v for k, v in _randomised(width=4).state_dict().items() if not k.endswith("num_batches_tracked")}
+    state = {
+        k: v for k, v in _randomised(width=4).state_dict().items() if not k.endswith("num_batches_tracked")
+    }
     path = tmp_path / "g.safetensors"
     save_file(state, str(path), metadata={"format": "enlightengan.generator", "config": '{"base_width": 8}'})
     with pytest.raises(CheckpointError, match="metadata says"):

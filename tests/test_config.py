@@ -48,7 +48,7 @@ def test_unknown_keys_and_sections_are_errors(tmp_path: Path) -> None:
     bad.write_text("data:\n  crop_size: big\n")
     with pytest.raises(ConfigError, match=r"bad.yaml: data.crop_size: expected an integer"):
         load_config(bad)
-    with pytest.raises(ConfigError, match="built-in configs: .*paper"):
+    with pytest.raises(ConfigError, match=r"built-in configs: .*paper"):
         load_config("no-such-config")
 
 
@@ -78,10 +78,12 @@ def test_overrides_do_not_mutate_the_base() -> None:
 
 def test_set_option_parsing() -> None:
     key, value = parse_set_option("optim.lr=1e-4")  # YAML 1.1 keeps "1e-4" a string ...
-    assert apply_overrides(TrainConfig(), {key: value}).optim.lr == 1e-4  # ... the schema reads it as a number
+    assert (
+        apply_overrides(TrainConfig(), {key: value}).optim.lr == 1e-4
+    )  # ... the schema reads it as a number
     assert parse_set_option("run.amp=false") == ("run.amp", False)
     assert parse_set_option("data.darken_range=[2, 3]") == ("data.darken_range", [2, 3])
-    with pytest.raises(ConfigError, match="section.key=value"):
+    with pytest.raises(ConfigError, match=r"section\.key=value"):
         parse_set_option("optim.lr")
 
 

@@ -20,7 +20,9 @@ def _out_size(size: int, n_layers: int) -> int:
     return size + 2
 
 
-@pytest.mark.parametrize(("make", "size", "n_layers"), [(global_discriminator, 320, 5), (local_discriminator, 32, 4)])
+@pytest.mark.parametrize(
+    ("make", "size", "n_layers"), [(global_discriminator, 320, 5), (local_discriminator, 32, 4)]
+)
 def test_output_shapes(make: object, size: int, n_layers: int) -> None:
     d = make(base_width=8)  # type: ignore[operator]
     out = d(torch.randn(2, 3, size, size))

@@ -29,7 +29,9 @@ def test_reproduces_official_fixture(official_fixture: dict[str, torch.Tensor]) 
 
 
 def test_fixture_attention_map_matches_formula(official_fixture: dict[str, torch.Tensor]) -> None:
-    torch.testing.assert_close(attention_map(official_fixture["input"]), official_fixture["gray"], atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        attention_map(official_fixture["input"]), official_fixture["gray"], atol=1e-6, rtol=0
+    )
 
 
 def test_gray_defaults_to_attention_map(official_fixture: dict[str, torch.Tensor]) -> None:

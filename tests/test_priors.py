@@ -39,7 +39,9 @@ def test_structure_is_zero_for_a_gain_and_sees_edges() -> None:
     torch.manual_seed(0)
     base = torch.rand(1, 3, 16, 16) * 0.2 + 0.05
     brighter = base * 3  # a pure gain
-    assert structure_loss(_from_unit(brighter), _from_unit(base), offset=0.0).item() == pytest.approx(0, abs=1e-5)
+    assert structure_loss(_from_unit(brighter), _from_unit(base), offset=0.0).item() == pytest.approx(
+        0, abs=1e-5
+    )
     flat = torch.full_like(base, base.mean())
     assert structure_loss(_from_unit(flat), _from_unit(base)).item() > 0.05
 

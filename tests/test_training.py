@@ -210,7 +210,14 @@ def test_cli_tiny_run_and_enhance(tiny_data: tuple[Path, Path], tmp_path: Path) 
     assert result.returncode == 0, result.stderr
     assert "randomly initialised" in result.stderr.lower()
     out = tmp_path / "enhanced"
-    result = _cli("enhance", str(low / "img_00.png"), "-o", str(out), "--weights", str(run_dir / "generator.safetensors"))
+    result = _cli(
+        "enhance",
+        str(low / "img_00.png"),
+        "-o",
+        str(out),
+        "--weights",
+        str(run_dir / "generator.safetensors"),
+    )
     assert result.returncode == 0, result.stderr
     with Image.open(out / "img_00.png") as image:
         assert image.size == (40, 40)
@@ -258,7 +265,9 @@ def test_unreadable_files_are_skipped_and_counted(tiny_data: tuple[Path, Path], 
     low, normal = tiny_data
     (low / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 10)
     with pytest.warns(UserWarning, match=r"broken.png"):
-        trainer = Trainer(_tiny_config(low, normal, **{"optim.max_steps": 1}), tmp_path / "run", progress=False)
+        trainer = Trainer(
+            _tiny_config(low, normal, **{"optim.max_steps": 1}), tmp_path / "run", progress=False
+        )
     assert len(trainer.skipped) == 1
     assert trainer.fit().skipped_files == 1
 

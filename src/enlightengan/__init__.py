@@ -25,8 +25,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError",
-    "EnlightenGenerator",
     "Enhancer",
+    "EnlightenGenerator",
     "GeneratorConfig",
     "GeneratorOutput",
     "__version__",

@@ -45,7 +45,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class DataConfig:
-    """Training images. Either ``low`` + ``normal`` folders, or ``root`` with ``trainA/`` (low) and ``trainB/``."""
+    """Training images: ``low`` + ``normal`` folders, or ``root`` with ``trainA/`` (low) and ``trainB/``."""
 
     low: str | None = None
     normal: str | None = None
@@ -264,7 +264,7 @@ def config_to_dict(config: TrainConfig) -> dict[str, dict[str, Any]]:
 
 
 def builtin_config_path(name: str) -> Path | None:
-    """``configs/<name>.yaml`` shipped with the package, if ``name`` is one (e.g. ``paper``, ``cpu-small``)."""
+    """A ``configs/<name>.yaml`` shipped with the package (``paper``, ``cpu-small``, ...), or None."""
     candidate = CONFIG_DIR / f"{name}.yaml"
     return candidate if candidate.is_file() else None
 

@@ -65,7 +65,9 @@ def register(subparsers: Any) -> None:
     data = p.add_argument_group("data")
     data.add_argument("--low", metavar="DIR", help="folder of low-light images (searched recursively)")
     data.add_argument("--normal", metavar="DIR", help="folder of normal-light images (searched recursively)")
-    data.add_argument("--data", metavar="ROOT", help="original layout: ROOT/trainA (low) and ROOT/trainB (normal)")
+    data.add_argument(
+        "--data", metavar="ROOT", help="original layout: ROOT/trainA (low) and ROOT/trainB (normal)"
+    )
     data.add_argument("--val-low", metavar="DIR", help="whole low-light images validated in eval mode")
     data.add_argument("--val-ref", metavar="DIR", help="references for --val-low (same names): best = PSNR")
     p.add_argument("--out", metavar="RUN_DIR", help="run folder (checkpoints, logs, previews, generator)")
@@ -81,8 +83,11 @@ def register(subparsers: Any) -> None:
     o.add_argument("--lr", type=float, help="learning rate of G and both Ds (paper: 1e-4)")
     o.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps")
     o.add_argument("--seed", type=int, help="random seed")
-    o.add_argument("--feature-net", choices=["vgg16", "random", "none"],
-                   help="feature network of the preserving loss (none: leave the loss out)")
+    o.add_argument(
+        "--feature-net",
+        choices=["vgg16", "random", "none"],
+        help="feature network of the preserving loss (none: leave the loss out)",
+    )
     o.add_argument("--vgg-weights", metavar="PATH", help="vgg16-397923af.pth (torchvision) or vgg16.weight")
     o.add_argument("--workers", type=int, help="DataLoader worker processes per GPU/process")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -122,7 +127,9 @@ def _resolve(args: argparse.Namespace) -> tuple[Any, Path, bool]:
         raise ValueError("use either --data ROOT or --low/--normal, not both")
     config = apply_overrides(load_config(args.config), overrides)
     if config.data.root is None and (config.data.low is None or config.data.normal is None):
-        raise ValueError("training needs --low DIR and --normal DIR (or --data ROOT with trainA/ and trainB/)")
+        raise ValueError(
+            "training needs --low DIR and --normal DIR (or --data ROOT with trainA/ and trainB/)"
+        )
     return config, Path(args.out), False
 
 
@@ -138,12 +145,20 @@ def run(args: argparse.Namespace) -> int:
     try:
         config, run_dir, resume = _resolve(args)
         trainer = Trainer(config, run_dir, resume=resume, progress=not args.quiet)
-    except (ConfigError, DataError, WeightsUnavailableError, ValueError, FileExistsError, FileNotFoundError) as exc:
+    except (
+        ConfigError,
+        DataError,
+        WeightsUnavailableError,
+        ValueError,
+        FileExistsError,
+        FileNotFoundError,
+    ) as exc:
         print(f"enlightengan train: error: {exc}", file=sys.stderr)
         return 2
     if config.loss.feature_net == "random" and trainer.env.is_main:
         print(
-            "WARNING: --feature-net random: the self feature preserving loss uses a RANDOMLY initialised VGG-16, "
+            "WARNING: --feature-net random: the self feature preserving loss uses a RANDOMLY initialised "
+            "VGG-16, "
             "not ImageNet features; results will differ from the paper (recorded in config.yaml).",
             file=sys.stderr,
         )

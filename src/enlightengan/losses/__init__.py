@@ -1,8 +1,11 @@
 """Losses of EnlightenGAN (adversarial, self feature preserving) and optional priors."""
 
 from .adversarial import (
-    PatchLSGANLoss,
-    RelativisticLSGANLoss,
+    LSGANLoss,
+    PatchLSGANDiscriminatorLoss,
+    PatchLSGANGeneratorLoss,
+    RelativisticLSGANDiscriminatorLoss,
+    RelativisticLSGANGeneratorLoss,
     lsgan_loss,
     patch_lsgan_d_loss,
     patch_lsgan_g_loss,
@@ -15,8 +18,11 @@ from .priors import ColorLoss, ExposureLoss, StructureLoss, color_loss, exposure
 __all__ = [
     "ColorLoss",
     "ExposureLoss",
-    "PatchLSGANLoss",
-    "RelativisticLSGANLoss",
+    "LSGANLoss",
+    "PatchLSGANDiscriminatorLoss",
+    "PatchLSGANGeneratorLoss",
+    "RelativisticLSGANDiscriminatorLoss",
+    "RelativisticLSGANGeneratorLoss",
     "SelfFeaturePreservingLoss",
     "StructureLoss",
     "color_loss",

@@ -60,7 +60,9 @@ def _strip_prefix(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
 
 
 def _looks_like_discriminator(keys: set[str]) -> bool:
-    return any(k.startswith("model.") and k.endswith(".weight") for k in keys) and "conv1_1.weight" not in keys
+    return (
+        any(k.startswith("model.") and k.endswith(".weight") for k in keys) and "conv1_1.weight" not in keys
+    )
 
 
 def convert_legacy_state_dict(
@@ -83,7 +85,9 @@ def convert_legacy_state_dict(
         CheckpointError: not a generator state dict, wrong width, missing/unexpected keys or shapes.
     """
     if not isinstance(state, Mapping) or not state:
-        raise CheckpointError("the file holds no state dict (expected a mapping of parameter names to tensors)")
+        raise CheckpointError(
+            "the file holds no state dict (expected a mapping of parameter names to tensors)"
+        )
     non_tensors = [k for k, v in state.items() if not isinstance(v, Tensor)]
     if non_tensors:
         raise CheckpointError(f"not a state dict: entries {non_tensors[:5]} are not tensors")
@@ -97,8 +101,7 @@ def convert_legacy_state_dict(
     first = cleaned.get("conv1_1.weight")
     if first is None or first.ndim != 4:
         raise CheckpointError(
-            "not an EnlightenGAN generator: there is no conv1_1.weight "
-            f"(first keys: {sorted(keys)[:5]})"
+            f"not an EnlightenGAN generator: there is no conv1_1.weight (first keys: {sorted(keys)[:5]})"
         )
     width = int(first.shape[0])
     if expected_width is not None and width != expected_width:
@@ -110,7 +113,9 @@ def convert_legacy_state_dict(
     except ValueError as exc:  # pragma: no cover - a 4-d tensor always has a positive size
         raise CheckpointError(str(exc)) from exc
     reference = {
-        k: v for k, v in EnlightenGenerator(config).state_dict().items() if not k.endswith("num_batches_tracked")
+        k: v
+        for k, v in EnlightenGenerator(config).state_dict().items()
+        if not k.endswith("num_batches_tracked")
     }
     missing = sorted(set(reference) - keys)
     unexpected = sorted(keys - set(reference))
@@ -128,7 +133,8 @@ def convert_legacy_state_dict(
         problems.append(f"wrong shapes {wrong_shape[:4]}{' ...' if len(wrong_shape) > 4 else ''}")
     if problems:
         raise CheckpointError(
-            f"the state dict does not match an EnlightenGAN generator of width {width}: " + "; ".join(problems)
+            f"the state dict does not match an EnlightenGAN generator of width {width}: "
+            + "; ".join(problems)
         )
     return {k: v.float() if v.is_floating_point() else v for k, v in cleaned.items()}, config
 
@@ -143,7 +149,7 @@ def _read_safetensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = dict(handle.metadata() or {})
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
     except Exception as exc:  # safetensors raises its own SafetensorError and OSErrors
         raise CheckpointError(
             f"{_describe(path)} is not a readable safetensors file ({exc}); it may be truncated: "
@@ -185,7 +191,8 @@ def _read_torch(path: Path) -> Any:
         raise CheckpointError(f"{_describe(path)} is not a PyTorch checkpoint ({message})") from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile) as exc:
         raise CheckpointError(
-            f"{_describe(path)} could not be read as a PyTorch checkpoint ({str(exc).splitlines()[0][:120]}); "
+            f"{_describe(path)} could not be read as a PyTorch checkpoint "
+            f"({str(exc).splitlines()[0][:120]}); "
             "the file looks truncated or corrupt: download it again"
         ) from exc
     except Exception as exc:  # the unpickler raises KeyError/ValueError/... on arbitrary bytes
@@ -291,7 +298,9 @@ def save_generator(
         if not k.endswith("num_batches_tracked")
     }
     header = {str(k): str(v) for k, v in (metadata or {}).items()}
-    header.update(format=FORMAT_NAME, format_version=FORMAT_VERSION, config=json.dumps(model.config.to_dict()))
+    header.update(
+        format=FORMAT_NAME, format_version=FORMAT_VERSION, config=json.dumps(model.config.to_dict())
+    )
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=header)
     return path

@@ -22,7 +22,15 @@ import torch
 
 from .._atomic import atomic_path
 
-__all__ = ["CHECKPOINT_DIR", "find_latest", "list_checkpoints", "load_state", "prune", "save_state", "versions"]
+__all__ = [
+    "CHECKPOINT_DIR",
+    "find_latest",
+    "list_checkpoints",
+    "load_state",
+    "prune",
+    "save_state",
+    "versions",
+]
 
 CHECKPOINT_DIR = "checkpoints"
 _PATTERN = re.compile(r"step_(\d+)\.pt$")

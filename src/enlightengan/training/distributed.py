@@ -159,7 +159,7 @@ class ResumableSampler(DistributedSampler[int]):
                 f"on {env.world_size} process(es)"
             )
 
-    def set_epoch(self, epoch: int, start_step: int = 0) -> None:  # type: ignore[override]
+    def set_epoch(self, epoch: int, start_step: int = 0) -> None:
         super().set_epoch(epoch)
         self.start = start_step * self.batch_size
 
@@ -183,4 +183,3 @@ def shard_batch_size(global_batch: int, env: DistEnv) -> int:
             f"the batch size {global_batch} does not split evenly over {env.world_size} processes"
         )
     return global_batch // env.world_size
-

@@ -40,7 +40,10 @@ class Batch:
     @classmethod
     def from_dict(cls, data: dict[str, Tensor], device: torch.device, channels_last: bool = False) -> Batch:
         fmt = torch.channels_last if channels_last else torch.contiguous_format
-        moved = {k: data[k].to(device, non_blocking=True, memory_format=fmt) for k in ("low", "input", "gray", "normal")}
+        moved = {
+            k: data[k].to(device, non_blocking=True, memory_format=fmt)
+            for k in ("low", "input", "gray", "normal")
+        }
         return cls(**moved)
 
 

@@ -54,7 +54,14 @@ class PreviewWriter:
         self.enabled = enabled
 
     def write(
-        self, epoch: int, step: int, input: Tensor, gray: Tensor, latent: Tensor, output: Tensor, normal: Tensor
+        self,
+        epoch: int,
+        step: int,
+        input: Tensor,
+        gray: Tensor,
+        latent: Tensor,
+        output: Tensor,
+        normal: Tensor,
     ) -> np.ndarray:
         grid = make_grid(input, gray, latent, output, normal)
         if self.enabled:

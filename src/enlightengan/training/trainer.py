@@ -96,7 +96,9 @@ class Trainer:
         progress: show a tqdm progress bar (rank 0 only).
     """
 
-    def __init__(self, config: TrainConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True):
+    def __init__(
+        self, config: TrainConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True
+    ):
         self.config = config.validate()
         self.run_dir = Path(run_dir)
         self.env = init_distributed(_device_type(config.run.device))
@@ -119,10 +121,12 @@ class Trainer:
         feature_loss = self._feature_loss()
 
         fmt = torch.channels_last if config.run.channels_last else torch.contiguous_format
-        for net in (self.generator, self.d_global, self.d_local):
-            net.to(self.device, memory_format=fmt)
+        modules: list[nn.Module] = [self.generator, self.d_global, self.d_local]
         if feature_loss is not None:
-            feature_loss.to(self.device, memory_format=fmt)
+            modules.append(feature_loss)
+        for module in modules:
+            module.to(self.device)
+            module.to(memory_format=fmt)  # type: ignore[call-overload]  # missing from torch's stubs
 
         self.per_rank_batch = shard_batch_size(config.optim.batch_size, self.env)
         self.dataset = UnpairedImageDataset(
@@ -191,7 +195,9 @@ class Trainer:
         elif data.low is not None and data.normal is not None:
             low_dir, normal_dir = Path(data.low), Path(data.normal)
         else:
-            raise ValueError("training needs --low DIR and --normal DIR, or --data ROOT with trainA/ and trainB/")
+            raise ValueError(
+                "training needs --low DIR and --normal DIR, or --data ROOT with trainA/ and trainB/"
+            )
         found = []
         for kind, folder in (("low-light", low_dir), ("normal-light", normal_dir)):
             files = list_images(folder)
@@ -344,7 +350,9 @@ class Trainer:
             scheduler.step()
         self.step += 1
         if self._preview_batch is None:
-            self._preview_batch = Batch(**{k: getattr(batch, k)[:4].detach().clone() for k in Batch.__annotations__})
+            self._preview_batch = Batch(
+                **{k: getattr(batch, k)[:4].detach().clone() for k in Batch.__annotations__}
+            )
         return {k: float(v) for k, v in {**g_step.logs, **d_logs}.items()}
 
     def fit(self, stop_at: int | None = None) -> TrainingSummary:
@@ -364,7 +372,11 @@ class Trainer:
         def request_stop(signum: int, frame: FrameType | None) -> None:
             stop["signal"] = signum
 
-        previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)} if _main_thread() else {}
+        previous = (
+            {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+            if _main_thread()
+            else {}
+        )
         try:
             while self.step < end and not stop["signal"]:
                 epoch, offset = divmod(self.step, self.steps_per_epoch)
@@ -373,7 +385,9 @@ class Trainer:
                     logs = self.train_step(batch)
                     if bar is not None:
                         bar.update(1)
-                        bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k != "g_total"}, refresh=False)
+                        bar.set_postfix(
+                            {k: f"{v:.3f}" for k, v in logs.items() if k != "g_total"}, refresh=False
+                        )
                     if writer is not None and self.step % self.config.run.log_every == 0:
                         for key, value in logs.items():
                             writer.add_scalar(f"loss/{key}", value, self.step)
@@ -397,7 +411,12 @@ class Trainer:
             if writer is not None:
                 writer.close()
         if stop["signal"] and self.env.is_main:
-            log.warning("stopped by signal %d at step %d; continue with --resume %s", stop["signal"], self.step, self.run_dir)
+            log.warning(
+                "stopped by signal %d at step %d; continue with --resume %s",
+                stop["signal"],
+                self.step,
+                self.run_dir,
+            )
         return TrainingSummary(
             steps=self.step,
             epochs_completed=self.step // self.steps_per_epoch,
@@ -485,4 +504,3 @@ def _tensorboard(run_dir: Path) -> Any:
         )
         return None
     return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
-
