@@ -27,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from ..config import TrainConfig, config_from_dict, config_to_dict, save_config
-from ..data.folders import list_images
+from ..data.folders import DataError, list_images
 from ..data.patches import random_patch_boxes
 from ..data.unpaired import UnpairedImageDataset, scan_images
 from ..losses.feature import SelfFeaturePreservingLoss
@@ -206,7 +206,7 @@ class Trainer:
             for path, reason in bad:
                 warnings.warn(f"skipping unreadable {kind} image {path}: {reason}", stacklevel=2)
             if not good:
-                raise ValueError(f"no readable {kind} images in {folder} ({len(bad)} unreadable)")
+                raise DataError(f"no readable {kind} images in {folder} ({len(bad)} unreadable)")
             found.append(good)
         return found[0], found[1]
 
@@ -219,6 +219,13 @@ class Trainer:
         if cfg.feature_net == "random":
             features = random_vgg16_features(self.config.run.seed)
         else:
+            if cfg.vgg_weights is None and self.env.world_size > 1:
+                # one download for the whole job: rank 0 fetches into the shared cache, the others wait
+                from ..hub import VGG16_TORCHVISION, cached_path
+
+                if self.env.is_main:
+                    cached_path(VGG16_TORCHVISION)
+                torch.distributed.barrier()
             features = load_vgg16_features(cfg.vgg_weights, progress=self.env.is_main)
         return SelfFeaturePreservingLoss(features)
 
