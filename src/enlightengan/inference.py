@@ -5,6 +5,12 @@ The generator (Jiang et al., IEEE TIP 2021, Fig. 2) predicts an attention-weight
 ``strength``: ``input + strength * latent``, so ``strength = 1`` is the published model and
 ``strength = 0`` returns the input unchanged. Results are clipped to ``[-1, 1]``.
 
+Images of any size are enhanced exactly, in bounded memory: large ones are processed in overlapping
+tiles (:mod:`enlightengan.tiling`, never downscaled), by an optimised backend
+(:mod:`enlightengan.backends`: PyTorch by default, or ONNX Runtime). ``fast=True`` trades exactness
+for speed (:mod:`enlightengan.fast`: the network at half resolution, the enhancement carried back by
+guided upsampling).
+
 Example:
     >>> from PIL import Image
     >>> from enlightengan import Enhancer
@@ -25,9 +31,12 @@ from numpy.typing import NDArray
 from PIL import Image
 from torch import Tensor
 
+from .backends import BACKENDS, Backend, make_backend
+from .fast import FastConfig, fast_forward
 from .image_io import prepare
 from .models.checkpoint import load_generator
-from .models.generator import EnlightenGenerator
+from .models.generator import MULTIPLE, EnlightenGenerator
+from .tiling import DEFAULT_MARGIN, DEFAULT_MEMORY_CAP, tiled_output
 
 __all__ = ["Enhancer", "enhance", "resolve_device"]
 
@@ -81,6 +90,17 @@ def _check_strength(strength: float) -> float:
     return value
 
 
+def _check_tile(tile: int | None) -> int | None:
+    smallest = 2 * DEFAULT_MARGIN + MULTIPLE  # a tile must hold its overlap on both sides and a core
+    if tile is None:
+        return None
+    if isinstance(tile, bool) or not isinstance(tile, int) or tile < smallest:
+        raise ValueError(
+            f"tile must be None (automatic) or a side of at least {smallest} pixels, got {tile!r}"
+        )
+    return tile
+
+
 class Enhancer:
     """A generator ready to enhance images.
 
@@ -93,10 +113,21 @@ class Enhancer:
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"`` (see :func:`resolve_device`).
         strength: default residual scale: 1 is the published model, 0 the identity, between them a
             milder enhancement.
+        tile: largest tile side in pixels for large images; ``None`` sizes tiles from the memory
+            available (an image that fits runs in one piece). Tiled results equal untiled ones (see
+            :mod:`enlightengan.tiling`).
+        fast: ``True`` (or a :class:`~enlightengan.fast.FastConfig`) runs the network at reduced
+            resolution and carries the result to full size by guided upsampling: several times faster,
+            not exact.
+        backend: ``"torch"`` (default; exact rewrites of the network for speed), ``"onnxruntime"``
+            (CPU only; needs ``onnx`` and ``onnxruntime``) or ``"eager"`` (the module as it is).
+
+    The generator's weights are copied into the backend when the enhancer is built: later changes
+    to ``enhancer.model`` are not seen.
 
     Raises:
-        ValueError: both ``weights`` and ``model`` given, a bad device or strength, or weights that
-            cannot be loaded (:class:`enlightengan.CheckpointError`, a ``ValueError``).
+        ValueError: both ``weights`` and ``model`` given, a bad device, strength, tile or backend, or
+            weights that cannot be loaded (:class:`enlightengan.CheckpointError`, a ``ValueError``).
     """
 
     def __init__(
@@ -106,9 +137,20 @@ class Enhancer:
         model: EnlightenGenerator | None = None,
         device: str | torch.device = "auto",
         strength: float = 1.0,
+        tile: int | None = None,
+        fast: bool | FastConfig = False,
+        backend: str = "torch",
     ) -> None:
         self.device = resolve_device(device)
         self.strength = _check_strength(strength)
+        self.tile = _check_tile(tile)
+        self.fast: FastConfig | None = FastConfig() if fast is True else (fast or None)
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+        if backend == "onnxruntime" and self.device.type != "cpu":
+            raise ValueError(
+                f"the onnxruntime backend runs on the CPU only, not on {self.device}: use --device cpu"
+            )
         if model is not None:
             if weights is not None:
                 raise ValueError("pass either weights or model, not both")
@@ -119,18 +161,44 @@ class Enhancer:
 
             self.weights = resolve_weights(weights)
             self.model = load_generator(self.weights, device=self.device)
+        self.backend_name = backend
+        self._backend: Backend = make_backend(backend, self.model)
 
     def __repr__(self) -> str:
         source = self.weights if self.weights is not None else "<model>"
-        return f"Enhancer(weights={source}, device={self.device}, strength={self.strength})"
+        extras = f", tile={self.tile}" if self.tile is not None else ""
+        extras += f", fast={self.fast}" if self.fast is not None else ""
+        return (
+            f"Enhancer(weights={source}, device={self.device}, strength={self.strength}, "
+            f"backend={self.backend_name!r}{extras})"
+        )
+
+    def _budget(self) -> int | None:
+        """Bytes the automatic tile size plans for: host memory by default, free GPU memory on CUDA."""
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            return min(free // 2, 4 * DEFAULT_MEMORY_CAP)
+        return None
 
     def _run(self, image: Tensor) -> Tensor:
         """The one network call: ``N x 3 x H x W`` in ``[-1, 1]`` on ``self.device`` -> the ``latent``.
 
-        Any H and W (the generator pads to multiples of 16 and crops back). Tiled inference for
-        images too large for memory belongs here.
+        Any H and W: tiles when the image is large (exact), or the fast mode when enabled.
         """
-        return self.model(image).latent
+        width = self.model.config.base_width
+        if self.fast is not None:
+            return fast_forward(self._backend, image, self.fast, tile=self.tile, base_width=width).latent
+        output = tiled_output(self._backend, image, tile=self.tile, budget=self._budget(), base_width=width)
+        return output.sub_(image)  # the residual, in the output's memory
+
+    def latent(self, image: Tensor) -> Tensor:
+        """The generator's residual for ``N x 3 x H x W`` RGB in ``[-1, 1]`` (same shape, not clipped).
+
+        ``image + strength * latent`` is what :meth:`enhance_tensor` returns before clipping; the
+        video module smooths it over time.
+        """
+        with torch.inference_mode():
+            return self._run(image.to(self.device, torch.float32)).to(image.device)
 
     def enhance_tensor(self, image: Tensor, strength: float | None = None) -> Tensor:
         """Enhance a batch of RGB tensors.
@@ -155,8 +223,11 @@ class Enhancer:
             raise ValueError(f"the image tensor is empty: {tuple(image.shape)}")
         with torch.inference_mode():
             x = image.to(self.device, torch.float32)
-            result = x if value == 0 else x + value * self._run(x)
-            return result.clamp(-1.0, 1.0).to(image.device)
+            if value == 0:
+                return x.clamp(-1.0, 1.0).to(image.device)
+            # In place: a 12-megapixel image holds one extra full-size buffer, not three.
+            result = self._run(x).mul_(value).add_(x).clamp_(-1.0, 1.0)
+            return result.to(image.device)
 
     @overload
     def enhance(self, image: Image.Image, strength: float | None = None) -> Image.Image: ...

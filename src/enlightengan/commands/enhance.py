@@ -38,6 +38,31 @@ examples:
   # weights from the environment instead of --weights:
   ENLIGHTENGAN_WEIGHTS=run/generator.safetensors enlightengan enhance photos/ -o bright/
 
+  # a 50-megapixel panorama in bounded memory (tiles of at most 1024 px; the result is exact):
+  enlightengan enhance pano.tif -o bright/ --tile 1024
+
+  # about 4x faster, approximate (network at half resolution, guided upsampling), via ONNX Runtime:
+  enlightengan enhance photos/ -o bright/ --fast --backend onnxruntime
+
+  # a video: streamed frame by frame, frame rate, size and audio kept, flicker reported:
+  enlightengan enhance clip.mp4 -o bright/ --smoothing 0.8
+
+  # a bulk job shared by 4 machines or cluster tasks (each runs one shard; rerun to resume):
+  enlightengan enhance archive/ -o bright/ --recursive --shard 1/4     # ... 2/4, 3/4, 4/4
+
+large images are processed in overlapping tiles sized from the memory available (--tile to choose),
+with the same result as in one piece; nothing is ever downscaled. --fast is the exception: it runs the
+network at half resolution on purpose and carries the enhancement back to full size.
+
+videos (.mp4 .mov .mkv .avi .webm .m4v, named or found in folders) are decoded and encoded as a stream
+(H.264; VP9 for .webm) at the input's size and frame rate, with the audio streams copied unchanged;
+--smoothing A (0 <= A < 1) averages the coarse brightening over frames against flicker. For each video
+the flicker (mean absolute change between frames, 8-bit levels) of the input and the output is printed.
+
+--shard K/N: the inputs are sorted by output path and every N-th one, starting with the K-th, is this
+process's share; N processes with K = 1..N share the work without overlap. Existing outputs are skipped
+(unless --overwrite), so an interrupted shard is resumed by running it again.
+
 what is written: OUT_DIR/<same file name>, in the input's format (JPEG at quality 95), with the same
 size, pixel mode and bit depth (16-bit PNG stays 16-bit), the ICC profile and EXIF kept and the photo
 turned upright by its EXIF orientation. Palette and CMYK images come back as RGB. Folders are read for
@@ -74,6 +99,39 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
     return value
 
+
+#: Smallest --tile: two overlaps of enlightengan.tiling.DEFAULT_MARGIN (48 px) and a 16 px core.
+_MIN_TILE = 112
+
+
+def _tile(text: str) -> int:
+    value = _positive_int(text)
+    if value < _MIN_TILE:
+        raise argparse.ArgumentTypeError(
+            f"must be at least {_MIN_TILE} pixels (tiles overlap by 48 px), got {text}"
+        )
+    return value
+
+
+def _shard(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"expected K/N such as 2/8, got {text!r}")
+    k, n = int(match.group(1)), int(match.group(2))
+    if n < 1 or not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"K/N needs 1 <= K <= N, got {text}")
+    return k, n
+
+
+def _smoothing(text: str) -> float:
+    value = _strength(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+#: File suffixes handled as videos; equal to enlightengan.video.VIDEO_SUFFIXES (not imported: torch).
+_VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 
 #: Shown in --help; equal to enlightengan.image_io.DEFAULT_MAX_PIXELS (not imported here: it pulls in torch).
 _MAX_PIXELS_HELP = "120,000,000"
@@ -129,6 +187,38 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="no progress bar and no notes on skipped files; errors still shown",
     )
+    p.add_argument(
+        "--tile",
+        type=_tile,
+        default=None,
+        metavar="PX",
+        help="largest tile side for large images (default: from the memory available; results are exact)",
+    )
+    p.add_argument(
+        "--fast",
+        action="store_true",
+        help="approximate and faster: the network at half resolution, guided upsampling to full size",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime"),
+        default="torch",
+        help="torch (default) or onnxruntime (CPU; needs the onnx extra)",
+    )
+    p.add_argument(
+        "--shard",
+        type=_shard,
+        default=None,
+        metavar="K/N",
+        help="process only the K-th of N interleaved shares of the sorted inputs (bulk jobs)",
+    )
+    p.add_argument(
+        "--smoothing",
+        type=_smoothing,
+        default=0.0,
+        metavar="A",
+        help="videos: temporal smoothing of the brightening, 0 (off, default) to <1 (strong)",
+    )
 
 
 class _UsageError(Exception):
@@ -172,7 +262,7 @@ def _folder_images(folder: Path, recursive: bool, out_dir: Path) -> list[Path]:
             continue  # hidden files and folders, including our own temporary *.part files
         if recursive and _is_inside(path, out_dir):
             continue  # never re-enhance earlier results written inside the input tree
-        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+        if path.is_file() and path.suffix.lower() in (*IMAGE_SUFFIXES, *_VIDEO_SUFFIXES):
             found.append(path)
     return sorted(found, key=_natural_key)
 
@@ -249,8 +339,15 @@ def _load_enhancer(args: argparse.Namespace) -> Enhancer:
     try:
         weights = resolve_weights(args.weights)  # before any work: a missing model is a usage error
         device = resolve_device(args.device)
-        return Enhancer(weights, device=device, strength=args.strength)
-    except (OSError, ValueError) as exc:  # WeightsError and CheckpointError are ValueErrors
+        return Enhancer(
+            weights,
+            device=device,
+            strength=args.strength,
+            tile=args.tile,
+            fast=args.fast,
+            backend=args.backend,
+        )
+    except (OSError, ValueError, ImportError) as exc:  # WeightsError and CheckpointError are ValueErrors
         raise _UsageError(str(exc)) from exc
 
 
@@ -268,6 +365,35 @@ class _Reporter:
             self.bar.write(message, file=sys.stderr)
         else:
             print(message, file=sys.stderr)
+
+
+def _is_video(path: Path) -> bool:
+    return path.suffix.lower() in _VIDEO_SUFFIXES
+
+
+def _enhance_video(job: _Job, enhancer: Enhancer, args: argparse.Namespace, report: _Reporter) -> None:
+    """Stream one video through the enhancer, then report its flicker."""
+    from tqdm import tqdm
+
+    from ..video import enhance_video
+
+    job.target.parent.mkdir(parents=True, exist_ok=True)
+    with tqdm(
+        unit="frame", disable=args.quiet, file=sys.stderr, leave=False, position=1, desc=job.source.name
+    ) as bar:
+
+        def progress(done: int, total: int | None) -> None:
+            if total is not None and bar.total != total:
+                bar.total = total
+            bar.update(done - bar.n)
+
+        result = enhance_video(job.source, job.target, enhancer, smoothing=args.smoothing, progress=progress)
+    rate = float(result.frame_rate or 0)
+    report.say(
+        f"{job.source}: {result.frames} frames {result.width}x{result.height} at {rate:.3g} fps, "
+        f"{result.audio_streams} audio stream(s) copied; flicker (mean |frame-to-frame change|, 8-bit "
+        f"levels): input {result.flicker_input:.2f}, output {result.flicker_output:.2f}"
+    )
 
 
 def _enhance_one(job: _Job, enhancer: Enhancer, max_pixels: int | None) -> None:
@@ -313,8 +439,11 @@ def _process(
                 continue
             start = time.perf_counter()
             try:
-                _enhance_one(job, enhancer, args.max_pixels)
-            except (ValueError, OSError, RuntimeError, MemoryError) as exc:
+                if _is_video(job.source):
+                    _enhance_video(job, enhancer, args, report)
+                else:
+                    _enhance_one(job, enhancer, args.max_pixels)
+            except (ValueError, OSError, RuntimeError, MemoryError, ImportError) as exc:
                 failures.append((str(job.source), _reason(exc)))
                 report.say(f"failed: {job.source}: {failures[-1][1]}", important=True)
             else:
@@ -322,6 +451,12 @@ def _process(
             bar.set_postfix_str(f"{job.source.name} {time.perf_counter() - start:.2f}s", refresh=False)
             bar.update(1)
     return enhanced, skipped, failures
+
+
+def _shard_jobs(jobs: list[_Job], k: int, n: int) -> list[_Job]:
+    """The K-th of N interleaved shares of ``jobs`` sorted by output path (deterministic, disjoint)."""
+    ordered = sorted(jobs, key=lambda job: str(job.target))
+    return ordered[k - 1 :: n]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -334,6 +469,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     plan = _plan(args.inputs, out_dir, args.recursive)
+    if args.shard is not None:
+        plan.jobs = _shard_jobs(plan.jobs, *args.shard)
     for source, reason in plan.failures:
         print(f"failed: {source}: {reason}", file=sys.stderr)
     enhanced, skipped, failures = _process(plan.jobs, len(plan.jobs), args, enhancer)

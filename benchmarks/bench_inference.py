@@ -1,0 +1,525 @@
+"""Inference speed and memory of EnlightenGAN: the eager reference, the optimised paths, fast mode.
+
+    python benchmarks/bench_inference.py                  # full run (about 15 minutes on 2 cores)
+    python benchmarks/bench_inference.py --quick          # 0.25 and 1 MP, a PSNR subset, no levers
+    python benchmarks/bench_inference.py --json out.json --no-write
+
+Sections (each written to benchmarks/RESULTS.md between its markers unless --no-write):
+
+* speed: seconds per megapixel and peak resident memory at 0.25, 1, 4 and 12 MP for
+  (a) ``eager``: the faithful module, ``model(x)`` under ``torch.no_grad()``, nothing else;
+  (b) ``default``: ``Enhancer`` on the CPU (TorchBackend, automatic tiles);
+  (c) ``onnxruntime``: ``Enhancer(backend="onnxruntime")``;
+  (d) ``fast``: ``Enhancer(fast=True)`` (network at half resolution, guided upsampling);
+  with ratios to (a). Every measurement runs in a fresh subprocess, so ``ru_maxrss`` is that
+  configuration's peak alone (it includes the interpreter, torch and the model: see "baseline").
+* levers: each optimisation of the exact path switched on one at a time, at 1 MP.
+* fast-mode quality: PSNR of fast mode against the exact output, per image, on ../shared/datasets
+  dicm and lime (8-bit outputs).
+* tiling: how far a tile border's zero padding reaches (max change against untiled inference per
+  margin), on a real photo.
+
+Weights: the published architecture with ../shared/fixtures/official_generator_fixture.pt (random but
+released-layout weights: there is no trained model yet). Timings: the minimum over repeats after a
+warm-up on a small image; a first call at a new size costs more (oneDNN primitive creation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "RESULTS.md"
+SHARED = ROOT.parents[0].parent / "shared"
+FIXTURE = SHARED / "fixtures" / "official_generator_fixture.pt"
+
+#: (height, width) of each size, 4:3 like most photos.
+SIZES = {"0.25": (432, 576), "1": (864, 1152), "4": (1728, 2304), "12": (3000, 4000)}
+CONFIGS = ("eager", "default", "onnxruntime", "fast")
+REPEATS = {"0.25": 3, "1": 2, "4": 1, "12": 1}
+#: Levers of the exact path, measured at 1 MP (name -> worker config).
+LEVERS = (
+    "eager",
+    "eager+inference_mode",
+    "eager+channels_last",
+    "torch:plain",
+    "torch:channels_last",
+    "torch:channels_last+fold",
+    "torch:channels_last+fold+fuse",
+    "torch:1-thread",
+    "compile",
+    "onnxruntime:basic",
+    "onnxruntime",
+)
+
+
+# ---------------------------------------------------------------------------------------------------
+# worker side (one configuration, one size, in a fresh process)
+# ---------------------------------------------------------------------------------------------------
+
+
+def _model() -> Any:
+    import torch
+
+    from enlightengan.models.checkpoint import load_generator
+    from enlightengan.models.generator import EnlightenGenerator
+
+    if FIXTURE.is_file():
+        return load_generator(FIXTURE)
+    torch.manual_seed(0)
+    return EnlightenGenerator().eval()
+
+
+def _photo(height: int, width: int) -> Any:
+    """A real low-light photo resized to ``height x width`` (synthetic if ../shared is absent), [-1, 1]."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    source = SHARED / "datasets" / "dicm" / "01.jpg"
+    if source.is_file():
+        with Image.open(source) as image:
+            rgb = np.asarray(image.convert("RGB").resize((width, height), Image.Resampling.BICUBIC))
+    else:
+        rng = np.random.default_rng(0)
+        rgb = rng.integers(0, 60, (height, width, 3), dtype=np.uint8)
+    return torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div_(127.5).sub_(1.0)
+
+
+def _runner(config: str, model: Any) -> tuple[Any, dict[str, float]]:
+    """A function ``x -> enhanced x`` for ``config`` and setup facts (e.g. compile time)."""
+    import torch
+
+    from enlightengan.backends import TorchBackend
+    from enlightengan.inference import Enhancer
+    from enlightengan.tiling import tiled_output
+
+    facts: dict[str, float] = {}
+    if config == "eager":
+
+        def eager(x: Any) -> Any:
+            with torch.no_grad():
+                return model(x).output.clamp(-1, 1)
+
+        return eager, facts
+    if config == "eager+inference_mode":
+
+        def eager_im(x: Any) -> Any:
+            with torch.inference_mode():
+                return model(x).output.clamp(-1, 1)
+
+        return eager_im, facts
+    if config == "eager+channels_last":
+        cl_model = model.to(memory_format=torch.channels_last)
+
+        def eager_cl(x: Any) -> Any:
+            with torch.inference_mode():
+                return cl_model(x.contiguous(memory_format=torch.channels_last)).output.clamp(-1, 1)
+
+        return eager_cl, facts
+    if config.startswith("torch:"):
+        variant = config.split(":", 1)[1]
+        if variant == "1-thread":
+            torch.set_num_threads(1)
+            backend = TorchBackend(model)
+        else:
+            parts = set(variant.split("+"))
+            backend = TorchBackend(
+                model,
+                channels_last="channels_last" in parts,
+                fold_batchnorm="fold" in parts,
+                fuse_activation="fuse" in parts,
+            )
+        return lambda x: tiled_output(backend, x, budget=1 << 34).clamp_(-1, 1), facts
+    if config == "compile":
+        import torch._inductor.config as inductor_config
+
+        inductor_config.freezing = True
+        cl_model = model.to(memory_format=torch.channels_last)
+        compiled: Any = torch.compile(cl_model)
+
+        def run_compiled(x: Any) -> Any:
+            with torch.inference_mode():
+                return compiled(x.contiguous(memory_format=torch.channels_last)).output.clamp(-1, 1)
+
+        return run_compiled, facts
+    if config == "onnxruntime:basic":
+        from enlightengan.backends import OnnxRuntimeBackend
+
+        ort_backend = OnnxRuntimeBackend(model, graph_optimization="basic")
+        return lambda x: tiled_output(ort_backend, x, budget=1 << 34).clamp_(-1, 1), facts
+    choices: dict[str, dict[str, Any]] = {
+        "default": {},
+        "onnxruntime": {"backend": "onnxruntime"},
+        "fast": {"fast": True},
+    }
+    options = choices[config]
+    start = time.perf_counter()
+    enhancer = Enhancer(model=model, device="cpu", **options)
+    facts["setup_s"] = time.perf_counter() - start
+    return enhancer.enhance_tensor, facts
+
+
+def worker(config: str, size: str, repeat: int) -> dict[str, Any]:
+    """Time ``config`` at ``size``: warm-up on 64 x 64, then ``repeat`` calls at full size."""
+    import torch
+
+    model = _model()
+    height, width = SIZES[size]
+    x = _photo(height, width)
+    run, facts = _runner(config, model)
+    start = time.perf_counter()
+    run(x[..., :64, :64])
+    warmup = time.perf_counter() - start
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        out = run(x)
+        times.append(time.perf_counter() - start)
+        del out
+    megapixels = height * width / 1e6
+    return {
+        "config": config,
+        "size_mp": megapixels,
+        "height": height,
+        "width": width,
+        "seconds": min(times),
+        "seconds_first": times[0],
+        "s_per_mp": min(times) / megapixels,
+        "warmup_s": warmup,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "threads": torch.get_num_threads(),
+        **facts,
+    }
+
+
+def baseline() -> dict[str, Any]:
+    """Peak RSS of a process that imports torch and loads the model, and does nothing else."""
+    import enlightengan.inference  # noqa: F401  (the modules a real run imports)
+
+    _model()
+    return {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+# ---------------------------------------------------------------------------------------------------
+# driver side
+# ---------------------------------------------------------------------------------------------------
+
+
+def _spawn(*args: str, timeout: float = 1800) -> dict[str, Any]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        return {"error": f"exit {proc.returncode}: {' | '.join(tail)}"}
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def _machine() -> dict[str, Any]:
+    import onnxruntime
+    import torch
+
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "date": dt.datetime.now().astimezone().isoformat(timespec="minutes"),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "load_average": os.getloadavg(),
+    }
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def speed_section(sizes: list[str], configs: list[str], eager_max_mp: float) -> dict[str, Any]:
+    results: dict[str, dict[str, Any]] = {}
+    for size in sizes:
+        for config in configs:
+            if config == "eager" and float(size) > eager_max_mp:
+                results[f"{config}@{size}"] = {
+                    "skipped": f"eager above {eager_max_mp} MP (memory: see notes)"
+                }
+                continue
+            result = _spawn(config, size, str(REPEATS[size]))
+            results[f"{config}@{size}"] = result
+            print(f"  {config:>12} @ {size:>4} MP: {_describe(result)}", flush=True)
+    return results
+
+
+def _describe(result: dict[str, Any]) -> str:
+    if "error" in result or "skipped" in result:
+        return str(result.get("error") or result.get("skipped"))
+    return (
+        f"{result['s_per_mp']:.2f} s/MP ({result['seconds']:.1f} s), peak RSS {result['peak_rss_mb']:.0f} MB"
+    )
+
+
+def speed_table(results: dict[str, Any], sizes: list[str], configs: list[str]) -> str:
+    labels = {
+        "eager": "(a) eager",
+        "default": "(b) default",
+        "onnxruntime": "(c) onnxruntime",
+        "fast": "(d) fast",
+    }
+    lines = [
+        "| configuration | " + " | ".join(f"{s} MP: s/MP | x (a) | peak RSS MB" for s in sizes) + " |",
+        "|---|" + "---|---|---|" * len(sizes),
+    ]
+    for config in configs:
+        cells = []
+        for size in sizes:
+            r = results.get(f"{config}@{size}", {})
+            ref = results.get(f"eager@{size}", {})
+            ref_note = ""
+            if "s_per_mp" not in ref:  # (a) not run at this size: compare with its largest measured size
+                measured = [
+                    results[f"eager@{s}"] for s in sizes if "s_per_mp" in results.get(f"eager@{s}", {})
+                ]
+                ref = measured[-1] if measured else {}
+                ref_note = "*"
+            if "s_per_mp" not in r:
+                cells.append("- | - | -")
+                continue
+            ratio = ref["s_per_mp"] / r["s_per_mp"] if "s_per_mp" in ref else None
+            ratio_text = _fmt(ratio, ".2f") + (ref_note if ratio else "")
+            cells.append(f"{r['s_per_mp']:.2f} | {ratio_text} | {r['peak_rss_mb']:.0f}")
+        lines.append(f"| {labels[config]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def lever_section(size: str) -> tuple[dict[str, Any], str]:
+    results = {}
+    for lever in LEVERS:
+        result = _spawn(lever, size, "2")
+        results[lever] = result
+        print(f"  {lever:>30}: {_describe(result)}", flush=True)
+    base = results["eager"].get("s_per_mp")
+    lines = ["| lever (1 MP, exact) | s/MP | x eager | first call s | peak RSS MB |", "|---|---|---|---|---|"]
+    for lever, r in results.items():
+        if "s_per_mp" not in r:
+            lines.append(f"| {lever} | {r.get('error', '-')} | | | |")
+            continue
+        ratio = base / r["s_per_mp"] if base else None
+        lines.append(
+            f"| {lever} | {r['s_per_mp']:.2f} | {_fmt(ratio, '.2f')} | {r['seconds_first']:.1f} "
+            f"(warm-up {r['warmup_s']:.1f}) | {r['peak_rss_mb']:.0f} |"
+        )
+    return results, "\n".join(lines)
+
+
+def _quantise(y: Any) -> Any:
+    import torch
+
+    return torch.round((y.clamp(-1, 1) + 1) * 127.5)
+
+
+def psnr_section(limit: int | None, scales: tuple[float, ...]) -> tuple[dict[str, Any], str]:
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from enlightengan.fast import FastConfig
+    from enlightengan.inference import Enhancer
+
+    model = _model()
+    exact = Enhancer(model=model, device="cpu")
+    fast = {scale: Enhancer(model=model, device="cpu", fast=FastConfig(scale=scale)) for scale in scales}
+    rows: dict[str, Any] = {}
+    for folder in ("dicm", "lime"):
+        files = sorted((SHARED / "datasets" / folder).glob("*"))
+        files = [f for f in files if f.suffix.lower() in (".jpg", ".bmp", ".png")][:limit]
+        for path in files:
+            with Image.open(path) as image:
+                rgb = np.array(image.convert("RGB"))
+            x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div_(127.5).sub_(1.0)
+            reference = _quantise(exact.enhance_tensor(x))
+            row: dict[str, Any] = {"size": f"{rgb.shape[1]}x{rgb.shape[0]}"}
+            for scale, enhancer in fast.items():
+                mse = float((reference - _quantise(enhancer.enhance_tensor(x))).square().mean())
+                row[f"psnr_db@{scale:g}"] = 10 * np.log10(255**2 / mse) if mse > 0 else float("inf")
+            rows[f"{folder}/{path.name}"] = row
+            print(f"  {folder}/{path.name}: {row}", flush=True)
+    lines = []
+    for scale in scales:
+        values = np.array([r[f"psnr_db@{scale:g}"] for r in rows.values()])
+        lines.append(
+            f"- scale {scale:g} (network on 1/{scale * scale:.2g} of the pixels), {len(values)} images: mean "
+            f"{values.mean():.2f} dB, median {np.median(values):.2f}, min {values.min():.2f}, max "
+            f"{values.max():.2f}; {int((values >= 33).sum())} of {len(values)} at or above 33 dB"
+        )
+    lines += ["", "| image | size | " + " | ".join(f"PSNR dB, scale {s:g}" for s in scales) + " |"]
+    lines.append("|---|---|" + "---|" * len(scales))
+    lines += [
+        f"| {name} | {r['size']} | " + " | ".join(f"{r[f'psnr_db@{s:g}']:.2f}" for s in scales) + " |"
+        for name, r in rows.items()
+    ]
+    return rows, "\n".join(lines)
+
+
+def tiling_section() -> tuple[dict[str, Any], str]:
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from enlightengan.backends import TorchBackend
+    from enlightengan.tiling import tiled_output
+
+    model = _model()
+    path = SHARED / "datasets" / "lime" / "10.bmp"
+    with Image.open(path) as image:
+        rgb = np.asarray(image.convert("RGB"))
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div_(127.5).sub_(1.0)
+    with torch.inference_mode():
+        reference = model(x).output
+    backend = TorchBackend(model)
+
+    class Naive:
+        """Tiles run as if each were a whole image (no placement): the align_corners drift shows."""
+
+        name = "naive"
+
+        def run(self, image: Any, gray: Any, placement: Any = None) -> Any:
+            return backend.run(image, gray, None)
+
+    rows: dict[str, Any] = {}
+    cases: list[tuple[str, Any, int]] = [(f"margin {m}", backend, m) for m in (0, 16, 32, 48, 64)]
+    cases.append(("margin 48, tiles placed naively", Naive(), 48))
+    for label, runner, margin in cases:
+        out = tiled_output(runner, x, tile=2 * margin + 160, margin=margin)
+        err = (out - reference).abs() * 127.5  # grey levels
+        levels = (_quantise(out) - _quantise(reference)).abs()
+        rows[label] = {
+            "max_grey_levels": float(err.max()),
+            "p99_99_grey_levels": float(err.flatten().kthvalue(int(err.numel() * 0.9999)).values),
+            "share_within_1_level": float((levels <= 1).float().mean()),
+        }
+        print(f"  {label}: {rows[label]}", flush=True)
+    lines = [
+        f"lime/10.bmp ({rgb.shape[1]}x{rgb.shape[0]}), tiles of 2 x margin + 160 px, "
+        "against untiled `model(x)`:",
+        "",
+        "| tiles | max abs change (grey levels) | 99.99th percentile | pixels within 1 level |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {k} | {r['max_grey_levels']:.4f} | {r['p99_99_grey_levels']:.4f} | "
+        f"{100 * r['share_within_1_level']:.4f}% |"
+        for k, r in rows.items()
+    ]
+    return rows, "\n".join(lines)
+
+
+def write_section(name: str, title: str, body: str) -> None:
+    start, end = f"<!-- inference-{name}-start -->", f"<!-- inference-{name}-end -->"
+    block = f"{start}\n## {title}\n\n{body}\n{end}"
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    if start in text and end in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    RESULTS.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="0.25 and 1 MP, 8 PSNR images per set, no levers"
+    )
+    parser.add_argument("--sizes", default=None, help="comma-separated sizes in MP (default: all, or 0.25,1)")
+    parser.add_argument("--sections", default="speed,levers,psnr,tiling", help="which sections to run")
+    parser.add_argument(
+        "--eager-max-mp", type=float, default=4.0, help="largest size for (a) (12 MP eager needs ~13 GB)"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write all numbers to this file")
+    parser.add_argument("--no-write", action="store_true", help="do not update benchmarks/RESULTS.md")
+    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker:
+        if args.worker[0] == "baseline":
+            print(json.dumps(baseline()))
+        else:
+            config, size, repeat = args.worker
+            print(json.dumps(worker(config, size, int(repeat))))
+        return
+
+    sizes = args.sizes.split(",") if args.sizes else (["0.25", "1"] if args.quick else list(SIZES))
+    sections = set(args.sections.split(","))
+    if args.quick:
+        sections.discard("levers")
+    command = "python benchmarks/bench_inference.py " + " ".join(sys.argv[1:])
+    machine = _machine()
+    print(f"machine: {machine}", flush=True)
+    report: dict[str, Any] = {"command": command.strip(), "machine": machine}
+    written: list[tuple[str, str, str]] = []
+    header = (
+        f"`{command.strip()}` on {machine['date']}: {machine['cpu']}, {machine['cores']} cores, "
+        f"torch {machine['torch']}, onnxruntime {machine['onnxruntime']}, load average at start "
+        f"{machine['load_average'][0]:.2f} (the machine is shared: timings carry that noise)."
+    )
+
+    if "speed" in sections:
+        print("speed:", flush=True)
+        base = _spawn("baseline")
+        speed = speed_section(sizes, list(CONFIGS), args.eager_max_mp)
+        table = speed_table(speed, sizes, list(CONFIGS))
+        print(table)
+        report["baseline"], report["speed"] = base, speed
+        notes = (
+            f"Seconds per megapixel (min over repeats after a warm-up) and peak RSS of a fresh process "
+            f"(interpreter + torch + model alone: {base.get('peak_rss_mb', 0):.0f} MB). "
+            "* = (a) was not run at this size (the faithful module needs about 1 GB per megapixel); the "
+            "ratio uses (a)'s s/MP at its largest measured size."
+        )
+        written.append(("speed", "Inference speed and memory (CPU)", f"{header}\n\n{notes}\n\n{table}"))
+    if "levers" in sections:
+        print("levers:", flush=True)
+        levers, table = lever_section("1")
+        print(table)
+        report["levers"] = levers
+        written.append(("levers", "Levers of the exact path (1 MP)", f"{header}\n\n{table}"))
+    if "psnr" in sections and SHARED.is_dir():
+        print("fast-mode PSNR:", flush=True)
+        rows, table = psnr_section(8 if args.quick else None, (2.0, 2.5))
+        report["psnr"] = rows
+        written.append(("psnr", "Fast mode against the exact output (PSNR, 8-bit)", f"{header}\n\n{table}"))
+    if "tiling" in sections and SHARED.is_dir():
+        print("tiling:", flush=True)
+        rows, table = tiling_section()
+        report["tiling"] = rows
+        written.append(("tiling", "Tiling: reach of a tile border", f"{header}\n\n{table}"))
+
+    report["load_average_end"] = os.getloadavg()
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2, default=str))
+    if not args.no_write:
+        for name, title, body in written:
+            write_section(name, title, body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+"""``enlightengan serve``: a local web page and HTTP API that enhance photos."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import math
+import sys
+from typing import Any
+
+__all__ = ["register", "run"]
+
+EPILOG = """\
+examples:
+  # the page at http://127.0.0.1:7860 (open it in a browser), with the released generator:
+  enlightengan serve --weights 200_net_G_A.pth
+
+  # from a program (same machine): the enhanced image comes back in the input's format
+  curl -F file=@dark.jpg 'http://127.0.0.1:7860/api/enhance?strength=0.8' -o bright.jpg
+  curl --data-binary @dark.png -H 'Content-Type: image/png' http://127.0.0.1:7860/api/enhance -o bright.png
+
+  # reachable from the local network, on the GPU, for larger photos:
+  enlightengan serve --host 0.0.0.0 --device cuda --max-pixels 100000000 --max-upload-mb 100
+
+routes: GET / (the page), POST /api/enhance (multipart field "file" or the raw image as the body; query
+strength), GET /api/info (limits), GET /healthz, GET /openapi.json (the API description; the /docs
+viewer is off because it loads its scripts from a CDN).
+
+limits: uploads over --max-upload-mb or --max-pixels are answered with 413, files that are not images
+(or are corrupt) with 400 and the reason. At most --workers + --queue requests are taken at once; the
+next is answered with 503 and a Retry-After header. The generator runs one image at a time; the workers
+decode and encode in parallel. Uploads and results live in one temporary folder only while their
+request runs; the folder is removed when the server stops (Ctrl-C).
+
+the server has no login: it listens on 127.0.0.1 (this machine only) unless --host says otherwise.
+
+needs the optional packages of the serve extra: pip install 'enlightengan[serve]'
+
+exit status: 130 stopped with Ctrl-C; 2 usage error (weights that cannot be loaded, an address that
+cannot be bound, the serve extra missing).
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _count(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be 0..65535 (0: any free port), got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _strength(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="a local web page and HTTP API that enhance photos",
+        description="Serve EnlightenGAN (Jiang et al., IEEE TIP 2021) as a web page and an HTTP API.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)"
+    )
+    p.add_argument("--port", type=_port, default=7860, help="port (default: 7860; 0: any free port)")
+    p.add_argument(
+        "--weights",
+        metavar="PATH",
+        help="generator weights (released 200_net_G_A.pth, a state dict, or .safetensors); "
+        "default: $ENLIGHTENGAN_WEIGHTS, else the bundled model",
+    )
+    p.add_argument(
+        "--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps"
+    )
+    p.add_argument(
+        "--strength",
+        type=_strength,
+        default=1.0,
+        metavar="S",
+        help="default strength: 1 = the published model, 0 = unchanged (default: 1)",
+    )
+    p.add_argument(
+        "--max-upload-mb",
+        type=_positive_float,
+        default=50.0,
+        metavar="MB",
+        help="largest upload in MB of 2**20 bytes (default: 50)",
+    )
+    p.add_argument(
+        "--max-pixels",
+        type=_positive_int,
+        default=50_000_000,
+        metavar="N",
+        help="largest image in pixels, width x height (default: 50,000,000)",
+    )
+    p.add_argument(
+        "--queue",
+        type=_count,
+        default=8,
+        metavar="N",
+        help="requests that may wait for a worker; more are answered with 503 (default: 8)",
+    )
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=2,
+        metavar="N",
+        help="threads that decode, enhance (one at a time) and encode (default: 2)",
+    )
+    p.add_argument(
+        "--fast",
+        action="store_true",
+        help="approximate and faster: the network at half resolution, guided upsampling to full size",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime"),
+        default="torch",
+        help="torch (default) or onnxruntime (CPU; needs the onnx extra)",
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from ..server import ServerConfig, bind, create_app, serve_forever
+    except ImportError as exc:
+        print(
+            f"error: enlightengan serve needs FastAPI, uvicorn and python-multipart ({exc}): "
+            "pip install 'enlightengan[serve]'",
+            file=sys.stderr,
+        )
+        return 2
+    from ..inference import Enhancer
+
+    try:
+        config = ServerConfig(
+            max_upload_bytes=ServerConfig.upload_bytes(args.max_upload_mb),
+            max_pixels=args.max_pixels,
+            workers=args.workers,
+            queue=args.queue,
+        )
+        enhancer = Enhancer(
+            args.weights, device=args.device, strength=args.strength, fast=args.fast, backend=args.backend
+        )
+    except (OSError, ValueError, ImportError) as exc:  # WeightsError and CheckpointError are ValueErrors
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"EnlightenGAN on {enhancer.device}: open http://{shown}:{port}/ (Ctrl-C stops)", flush=True)
+    if not _is_loopback(args.host):
+        print(
+            f"warning: listening on {args.host}, reachable from other machines; the server has no login",
+            file=sys.stderr,
+        )
+    try:
+        serve_forever(create_app(enhancer, config), sock)
+    finally:
+        sock.close()
+    return 0

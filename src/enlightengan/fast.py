@@ -1,0 +1,146 @@
+"""Fast mode: run the generator at reduced resolution, carry its enhancement to full resolution.
+
+EnlightenGAN's output is ``image + latent`` with ``latent = conv10(features) * gray`` (Jiang et al.,
+IEEE TIP 2021, Sec. III-A: the attention-guided, "times-residual" output). The fast mode
+
+1. shrinks the image by ``scale`` per side (antialiased bilinear), runs the exact generator there
+   (:func:`~enlightengan.tiling.tiled_forward`, so memory stays bounded), and keeps its ``latent``;
+2. fits, in every ``(2 radius + 1)``-pixel window of the small image, the latent as an affine
+   function of the attention map, ``latent ≈ a * gray + b`` per colour channel (the guided filter of
+   He, Sun and Tang, TPAMI 2013, with the attention map as guide; box filters only);
+3. upsamples the smoothed coefficients ``a`` and ``b`` bilinearly and applies them to the
+   *full-resolution* attention map: ``output = image + a * gray + b`` (the "fast guided filter" of
+   He and Sun, arXiv 1505.00996).
+
+The attention map is computed exactly at full resolution, so edges of the attention (where the
+latent changes fastest) stay sharp; only the coefficients are coarse. Nothing is rescaled in the
+result: the output has the input's size.
+
+With ``scale = 2`` the network sees a quarter of the pixels. Quality against the exact output, and
+speed, are measured in ``benchmarks/RESULTS.md`` ("Fast mode").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .backends import Backend
+from .models.generator import MULTIPLE, GeneratorOutput, attention_map
+from .tiling import DEFAULT_MARGIN, tiled_forward
+
+__all__ = ["FastConfig", "box_filter", "fast_forward", "guided_coefficients"]
+
+
+@dataclass(frozen=True)
+class FastConfig:
+    """Settings of the fast mode.
+
+    Attributes:
+        scale: the network runs on the image shrunk by this factor per side (>= 1; 1 is exact).
+        radius: guided-filter window radius, in pixels of the shrunk image.
+        eps: guided-filter regularisation (on the ``[0, 1]`` attention scale); larger is smoother.
+    """
+
+    scale: float = 2.0
+    radius: int = 1
+    eps: float = 1e-4
+
+    def __post_init__(self) -> None:
+        if not self.scale >= 1.0:
+            raise ValueError(f"FastConfig.scale must be at least 1 (1 = exact), got {self.scale}")
+        if not isinstance(self.radius, int) or self.radius < 1:
+            raise ValueError(f"FastConfig.radius must be a positive integer, got {self.radius!r}")
+        if not self.eps > 0:
+            raise ValueError(f"FastConfig.eps must be positive, got {self.eps}")
+
+
+def box_filter(x: Tensor, radius: int) -> Tensor:
+    """Mean over each ``(2 radius + 1)^2`` window, windows cut at the borders (not zero-padded).
+
+    Args:
+        x: ``N x C x H x W``, any range.
+        radius: window radius in pixels.
+
+    Returns:
+        ``N x C x H x W``: each value the mean of the pixels of its window that lie in the image.
+
+    Example:
+        >>> box_filter(torch.ones(1, 1, 3, 3), 1).flatten().tolist()
+        [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    """
+    return F.avg_pool2d(x, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
+
+
+def guided_coefficients(guide: Tensor, target: Tensor, radius: int, eps: float) -> tuple[Tensor, Tensor]:
+    """Per-pixel affine coefficients of the guided filter, smoothed (He et al., TPAMI 2013, Eq. 5-8).
+
+    Args:
+        guide: ``N x 1 x H x W`` (the attention map, ``[0, 1]``).
+        target: ``N x C x H x W`` (the latent, ``[-1, 1]`` scale).
+        radius: window radius.
+        eps: regularisation of the slope.
+
+    Returns:
+        ``(a, b)``, each ``N x C x H x W``, such that ``a * guide + b`` is the guided-filter output.
+    """
+    mean_g = box_filter(guide, radius)
+    mean_t = box_filter(target, radius)
+    cov = box_filter(guide * target, radius) - mean_g * mean_t
+    var = box_filter(guide * guide, radius) - mean_g * mean_g
+    a = cov / (var + eps)
+    b = mean_t - a * mean_g
+    return box_filter(a, radius), box_filter(b, radius)
+
+
+def _shrunk_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    return max(round(height / scale), min(height, MULTIPLE)), max(round(width / scale), min(width, MULTIPLE))
+
+
+def fast_forward(
+    backend: Backend,
+    image: Tensor,
+    config: FastConfig | None = None,
+    *,
+    tile: int | None = None,
+    margin: int = DEFAULT_MARGIN,
+    base_width: int = 32,
+) -> GeneratorOutput:
+    """Approximate ``generator(image)`` from a run at reduced resolution (see the module doc).
+
+    Args:
+        backend: runs the network (:mod:`enlightengan.backends`).
+        image: ``N x 3 x H x W`` RGB in ``[-1, 1]``.
+        config: the fast-mode settings (default :class:`FastConfig`).
+        tile, margin, base_width: passed to :func:`~enlightengan.tiling.tiled_forward` for the
+            reduced-resolution run.
+
+    Returns:
+        :class:`GeneratorOutput` at the input's size: ``output = image + latent`` (not clipped).
+    """
+    if image.ndim != 4 or image.shape[1] != 3:
+        raise ValueError(f"expected an N x 3 x H x W image, got shape {tuple(image.shape)}")
+    config = config or FastConfig()
+    height, width = image.shape[-2:]
+    small_size = _shrunk_size(height, width, config.scale)
+    if small_size == (height, width):
+        return tiled_forward(backend, image, tile=tile, margin=margin, base_width=base_width)
+    with torch.inference_mode():
+        small = F.interpolate(image, size=small_size, mode="bilinear", align_corners=False, antialias=True)
+        small_gray = attention_map(small)
+        small_latent = tiled_forward(
+            backend, small, small_gray, tile=tile, margin=margin, base_width=base_width
+        ).latent
+        a, b = guided_coefficients(small_gray, small_latent, config.radius, config.eps)
+        del small, small_latent
+        gray = attention_map(image)
+        latent = torch.empty_like(image)
+        # One channel at a time keeps the full-resolution temporaries to two single-channel maps.
+        for c in range(3):
+            up_a = F.interpolate(a[:, c : c + 1], size=(height, width), mode="bilinear", align_corners=False)
+            up_b = F.interpolate(b[:, c : c + 1], size=(height, width), mode="bilinear", align_corners=False)
+            torch.addcmul(up_b, up_a, gray, out=latent[:, c : c + 1])
+        return GeneratorOutput(image + latent, latent)

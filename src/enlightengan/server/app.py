@@ -1,0 +1,276 @@
+"""The FastAPI application: a small page for people and ``POST /api/enhance`` for programs.
+
+Routes:
+
+==========================  ===================================================================
+``GET /``                   the page: drop photos, compare before/after, set the strength, download
+``POST /api/enhance``       one image in (multipart field ``file``, or the raw body), the enhanced
+                            image out in the same format; query ``strength`` (>= 0, default: the
+                            server's); errors are JSON ``{"detail": "..."}``: 400 not an image or a
+                            bad parameter, 413 too many bytes or pixels, 503 busy (``Retry-After``)
+``GET /api/info``           the server's limits and defaults (the page reads them)
+``GET /healthz``            ``{"status": "ok", ...}`` while the server runs
+``GET /openapi.json``       the OpenAPI description (the ``/docs`` viewer is off: it loads its
+                            scripts from a CDN and is blank offline)
+==========================  ===================================================================
+
+The enhancement is EnlightenGAN's (Jiang et al., IEEE TIP 2021): ``strength`` scales the generator's
+attention-weighted residual (see :class:`enlightengan.inference.Enhancer`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import shutil
+import tempfile
+import threading
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.requests import ClientDisconnect
+
+from .config import ServerConfig
+from .jobs import JobQueue, QueueFullError
+from .pipeline import EnhancedFile, ImageRejected, Pixels, enhance_file
+from .uploads import FIELD, UploadError, receive_upload
+
+if TYPE_CHECKING:
+    from ..inference import Enhancer
+
+__all__ = ["create_app"]
+
+#: Files of the page, served from this package's ``static`` folder, with their media types.
+_STATIC = {"app.css": "text/css; charset=utf-8", "app.js": "text/javascript; charset=utf-8"}
+
+#: The page loads nothing from elsewhere; results are shown from blob: URLs.
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
+
+# One lock per generator: inference is serialised per model even if several apps share an enhancer.
+_MODEL_LOCKS: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
+_MODEL_LOCKS_GUARD = threading.Lock()
+
+
+def _model_lock(enhancer: Enhancer) -> threading.Lock:
+    with _MODEL_LOCKS_GUARD:
+        return _MODEL_LOCKS.setdefault(enhancer, threading.Lock())
+
+
+@dataclass
+class _Runtime:
+    """What exists while the server runs: the job queue and the one temporary folder."""
+
+    queue: JobQueue
+    temp_dir: Path
+
+
+def _static_bytes(name: str) -> bytes:
+    return resources.files(__package__ or "enlightengan.server").joinpath("static", name).read_bytes()
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": message}, status_code=status, headers=headers)
+
+
+def _disposition(filename: str, suffix: str) -> str:
+    stem = Path(filename).stem if filename else "image"
+    name = f"{stem or 'image'}-enhanced{suffix}"
+    ascii_name = name.encode("ascii", "replace").decode("ascii").replace("?", "_")
+    return f"inline; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
+
+
+_BINARY = {"type": "string", "format": "binary"}
+_ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {"detail": {"type": "string", "description": "what went wrong and what to do"}},
+}
+_ENHANCE_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": f"the image: a multipart/form-data field '{FIELD}', or the raw file as the body",
+        "content": {
+            "multipart/form-data": {
+                "schema": {"type": "object", "required": [FIELD], "properties": {FIELD: _BINARY}}
+            },
+            "image/*": {"schema": _BINARY},
+            "application/octet-stream": {"schema": _BINARY},
+        },
+    }
+}
+_ENHANCE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the enhanced image, in the input's format (PNG for formats that cannot be "
+        "written), same size, pixel mode and bit depth, ICC profile and EXIF kept",
+        "content": {"image/*": {"schema": _BINARY}},
+    },
+    400: {
+        "description": "not an image, corrupt or truncated, an empty upload, a form without "
+        f"'{FIELD}', or a bad parameter",
+        "content": {"application/json": {"schema": _ERROR_SCHEMA}},
+    },
+    413: {
+        "description": "more bytes or pixels than the server accepts",
+        "content": {"application/json": {"schema": _ERROR_SCHEMA}},
+    },
+    503: {
+        "description": "the queue is full; retry after the number of seconds in Retry-After",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
+        "content": {"application/json": {"schema": _ERROR_SCHEMA}},
+    },
+    500: {
+        "description": "the enhancement itself failed (out of memory, for instance)",
+        "content": {"application/json": {"schema": _ERROR_SCHEMA}},
+    },
+}
+
+
+def create_app(enhancer: Enhancer, config: ServerConfig | None = None) -> FastAPI:
+    """Build the web app around a ready :class:`~enlightengan.inference.Enhancer`.
+
+    The job queue and the temporary folder are created when the app starts (its lifespan) and
+    removed when it stops; run it with uvicorn, or test it with ``with TestClient(app) as client``.
+
+    Args:
+        enhancer: the generator to serve; its ``strength`` is the default of ``POST /api/enhance``.
+        config: limits and pool sizes (:class:`ServerConfig` defaults when ``None``).
+
+    Example:
+        >>> import uvicorn  # doctest: +SKIP
+        >>> app = create_app(Enhancer("200_net_G_A.pth"))  # doctest: +SKIP
+        >>> uvicorn.run(app, host="127.0.0.1", port=7860)  # doctest: +SKIP
+    """
+    from .. import __version__
+
+    settings = config or ServerConfig()
+    lock = _model_lock(enhancer)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        temp_dir = Path(tempfile.mkdtemp(prefix="enlightengan-serve-", dir=settings.temp_root))
+        runtime = _Runtime(JobQueue(settings.workers, settings.queue), temp_dir)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(runtime.queue.shutdown)
+            shutil.rmtree(temp_dir, ignore_errors=True)
+
+    app = FastAPI(
+        title="EnlightenGAN",
+        version=__version__,
+        summary="Low-light photo enhancement (Jiang et al., EnlightenGAN, IEEE TIP 2021)",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameter(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'][1:]) or 'request'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        return _error(400, f"bad parameter: {problems}")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> HTMLResponse:
+        return HTMLResponse(_static_bytes("index.html"), headers=_PAGE_HEADERS)
+
+    @app.get("/static/{name}", include_in_schema=False)
+    async def static(name: str) -> Response:
+        if name not in _STATIC:
+            return _error(404, f"no such file: {name}")
+        return Response(_static_bytes(name), media_type=_STATIC[name], headers=_PAGE_HEADERS)
+
+    @app.get("/healthz", summary="Liveness and load")
+    async def healthz(request: Request) -> dict[str, Any]:
+        """``status`` "ok"; ``busy``: requests running or waiting now, out of ``capacity``."""
+        runtime: _Runtime = request.app.state.runtime
+        return {"status": "ok", "busy": runtime.queue.admitted, "capacity": runtime.queue.capacity}
+
+    @app.get("/api/info", summary="Limits and defaults")
+    async def info() -> dict[str, Any]:
+        """The default strength, the device, and the upload limits (bytes, pixels) of this server."""
+        return {
+            "name": "enlightengan",
+            "version": __version__,
+            "device": str(enhancer.device),
+            "strength": enhancer.strength,
+            "max_upload_bytes": settings.max_upload_bytes,
+            "max_pixels": settings.max_pixels,
+            "workers": settings.workers,
+            "queue": settings.queue,
+        }
+
+    @app.post(
+        "/api/enhance",
+        summary="Enhance one low-light image",
+        response_class=Response,
+        responses=_ENHANCE_RESPONSES,
+        openapi_extra=_ENHANCE_OPENAPI,
+    )
+    async def enhance(
+        request: Request,
+        strength: float | None = Query(
+            None,
+            ge=0,
+            allow_inf_nan=False,
+            description="scale of the enhancement: 1 = the published model, 0 = unchanged; "
+            "default: the server's --strength",
+        ),
+    ) -> Response:
+        """Send an image (multipart field ``file``, or the raw body); get it back enhanced, same format."""
+        runtime: _Runtime = request.app.state.runtime
+        try:
+            ticket = runtime.queue.admit()
+        except QueueFullError as exc:
+            return _error(503, str(exc), {"Retry-After": str(exc.retry_after)})
+
+        def run_model(pixels: Pixels) -> Pixels:
+            with lock:
+                return enhancer.enhance(pixels, strength)
+
+        work = Path(tempfile.mkdtemp(dir=runtime.temp_dir))
+        submitted = False
+        try:
+            upload = await receive_upload(request, work / "upload", settings.max_upload_bytes)
+            job = functools.partial(enhance_file, upload.path, work, run_model, settings.max_pixels)
+            submitted = True  # from here on the queue removes `work` and releases the ticket
+            result: EnhancedFile = await runtime.queue.run(
+                ticket, job, functools.partial(shutil.rmtree, work, ignore_errors=True)
+            )
+        except (UploadError, ImageRejected) as exc:
+            return _error(exc.status, exc.message)
+        except ClientDisconnect:
+            return _error(400, "the client went away before the upload was complete")
+        except ValueError as exc:  # an image the enhancer cannot take (mode, shape)
+            return _error(400, f"cannot enhance this image: {exc}")
+        except (RuntimeError, MemoryError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            return _error(500, f"the enhancement failed: {reason}")
+        finally:
+            if not submitted:
+                shutil.rmtree(work, ignore_errors=True)
+                ticket.release()
+        headers = {
+            "Content-Disposition": _disposition(upload.filename, result.suffix),
+            "Cache-Control": "no-store",
+            "X-Image-Format": result.format,
+        }
+        return Response(result.data, media_type=result.media_type, headers=headers)
+
+    return app

@@ -1,0 +1,196 @@
+// The page of `enlightengan serve`: photos are sent one at a time to POST /api/enhance and shown
+// before/after; changing the strength enhances every photo again. Nothing is loaded from elsewhere.
+"use strict";
+
+const page = {
+  strength: 1,
+  maxUploadBytes: Infinity,
+  items: [],
+  busy: false,
+};
+
+const $ = (selector) => document.querySelector(selector);
+
+function formatBytes(bytes) {
+  return bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(0)} MB` : `${Math.round(bytes / 1024)} KB`;
+}
+
+function notify(message, isError = false) {
+  const notice = $("#notice");
+  notice.textContent = message;
+  notice.classList.toggle("error", isError);
+}
+
+function setState(item, state, status) {
+  item.card.dataset.state = state;
+  item.card.querySelector(".status").textContent = status;
+}
+
+function resultName(response, file) {
+  const header = response.headers.get("Content-Disposition") || "";
+  const match = /filename="([^"]+)"/.exec(header);
+  return match ? match[1] : `enhanced-${file.name}`;
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function requestEnhancement(item, strength) {
+  for (;;) {
+    const form = new FormData();
+    form.append("file", item.file, item.file.name);
+    const response = await fetch(`/api/enhance?strength=${strength}`, { method: "POST", body: form });
+    if (response.status !== 503) return response;
+    // The server's queue is full: wait as long as it asks, then try again.
+    const seconds = Number(response.headers.get("Retry-After")) || 1;
+    setState(item, "working", `server busy, retrying in ${seconds} s`);
+    await sleep(seconds * 1000);
+  }
+}
+
+async function enhance(item, strength) {
+  setState(item, "working", `enhancing at ${strength.toFixed(2)}…`);
+  let response;
+  try {
+    response = await requestEnhancement(item, strength);
+  } catch (error) {
+    item.failedFor = strength;
+    setState(item, "error", `the server cannot be reached (${error.message})`);
+    return;
+  }
+  if (!response.ok) {
+    let detail = `HTTP ${response.status}`;
+    try {
+      detail = (await response.json()).detail || detail;
+    } catch (_) {
+      // not JSON: keep the status line
+    }
+    item.failedFor = strength;
+    setState(item, "error", detail);
+    return;
+  }
+  const blob = await response.blob();
+  if (item.afterUrl) URL.revokeObjectURL(item.afterUrl);
+  item.afterUrl = URL.createObjectURL(blob);
+  const after = item.card.querySelector(".after");
+  await new Promise((resolve) => {
+    after.onload = after.onerror = resolve;
+    after.src = item.afterUrl;
+  });
+  const link = item.card.querySelector(".download");
+  link.href = item.afterUrl;
+  link.download = resultName(response, item.file);
+  link.setAttribute("aria-disabled", "false");
+  item.doneFor = strength;
+  item.card.dataset.strength = String(strength);
+  setState(item, "done", `strength ${strength.toFixed(2)}`);
+}
+
+// One request at a time from this page: a fair share of the server for everyone using it.
+async function pump() {
+  if (page.busy) return;
+  page.busy = true;
+  try {
+    for (;;) {
+      const strength = page.strength;
+      const item = page.items.find((i) => i.doneFor !== strength && i.failedFor !== strength);
+      if (!item) break;
+      await enhance(item, strength);
+    }
+  } finally {
+    page.busy = false;
+  }
+}
+
+function removeItem(item) {
+  page.items = page.items.filter((i) => i !== item);
+  URL.revokeObjectURL(item.beforeUrl);
+  if (item.afterUrl) URL.revokeObjectURL(item.afterUrl);
+  item.card.remove();
+}
+
+function addFile(file) {
+  const card = $("#card-template").content.firstElementChild.cloneNode(true);
+  const item = { file, card, beforeUrl: URL.createObjectURL(file), afterUrl: null, doneFor: null, failedFor: null };
+  card.querySelector(".name").textContent = file.name;
+  card.querySelector(".name").title = file.name;
+  const before = card.querySelector(".before");
+  before.src = item.beforeUrl;
+  before.onerror = () => { before.alt = "(this browser cannot show this format; the result can still be downloaded)"; };
+  const compare = card.querySelector(".compare");
+  card.querySelector(".divider").addEventListener("input", (event) => {
+    compare.style.setProperty("--split", `${event.target.value}%`);
+  });
+  card.querySelector(".remove").addEventListener("click", () => removeItem(item));
+  $("#results").prepend(card);
+  if (file.size > page.maxUploadBytes) {
+    // Not sent at all: the server would refuse it (413) after the whole upload.
+    setState(item, "error", `larger than the server's limit of ${formatBytes(page.maxUploadBytes)}`);
+    return;
+  }
+  setState(item, "queued", "waiting");
+  page.items.push(item);
+}
+
+function addFiles(files) {
+  const images = [...files].filter((f) => f.type.startsWith("image/") || /\.(tiff?|webp)$/i.test(f.name));
+  if (images.length < files.length) notify(`${files.length - images.length} file(s) skipped: not images`, true);
+  else notify("");
+  images.forEach(addFile);
+  pump();
+}
+
+async function loadInfo() {
+  try {
+    const info = await (await fetch("/api/info")).json();
+    page.strength = info.strength;
+    page.maxUploadBytes = info.max_upload_bytes;
+    $("#strength").value = String(info.strength);
+    $("#strength-value").textContent = Number(info.strength).toFixed(2);
+    const megapixels = (info.max_pixels / 1e6).toFixed(0);
+    $("#limits").textContent = `up to ${formatBytes(info.max_upload_bytes)} and ${megapixels} megapixels each`;
+  } catch (error) {
+    notify(`cannot read the server's settings (${error.message})`, true);
+  }
+}
+
+function setUp() {
+  const drop = $("#drop");
+  const input = $("#file-input");
+  input.addEventListener("change", () => {
+    addFiles(input.files);
+    input.value = "";
+  });
+  drop.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      input.click();
+    }
+  });
+  drop.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    drop.classList.add("over");
+  });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    drop.classList.remove("over");
+    addFiles(event.dataTransfer.files);
+  });
+  // Dropping a photo anywhere else must not make the browser navigate away from the page.
+  window.addEventListener("dragover", (event) => event.preventDefault());
+  window.addEventListener("drop", (event) => event.preventDefault());
+
+  const slider = $("#strength");
+  slider.addEventListener("input", () => {
+    $("#strength-value").textContent = Number(slider.value).toFixed(2);
+  });
+  slider.addEventListener("change", () => {
+    page.strength = Number(slider.value);
+    pump();
+  });
+  loadInfo();
+}
+
+setUp();

@@ -1,0 +1,220 @@
+"""Backends compute exactly what the faithful module computes, whole or as placed tiles."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from enlightengan.backends import (
+    BACKENDS,
+    EagerBackend,
+    OnnxRuntimeBackend,
+    Placement,
+    TorchBackend,
+    make_backend,
+    upsample_at,
+)
+from enlightengan.models.generator import EnlightenGenerator, GeneratorConfig, attention_map
+
+
+def randomised_generator(
+    width: int = 8, *, seed: int = 0, negative_scales: bool = True
+) -> EnlightenGenerator:
+    """A small generator whose BatchNorms are far from the identity (so folding them is really tested).
+
+    With ``negative_scales`` some BatchNorm scales are negative, which forbids folding through the
+    max-pools and exercises the explicit fallback.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    model = EnlightenGenerator(GeneratorConfig(base_width=width)).eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                c = module.num_features
+                low = -1.5 if negative_scales else 0.5
+                module.weight.copy_(torch.empty(c).uniform_(low, 1.5, generator=generator))
+                module.bias.copy_(torch.empty(c).uniform_(-0.8, 0.8, generator=generator))
+                module.running_mean.copy_(torch.empty(c).uniform_(-0.5, 0.5, generator=generator))
+                module.running_var.copy_(torch.empty(c).uniform_(0.3, 2.0, generator=generator))
+    return model
+
+
+def _inputs(n: int, h: int, w: int, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    image = torch.rand(n, 3, h, w, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    return image, attention_map(image)
+
+
+def _reference(
+    model: EnlightenGenerator, image: torch.Tensor, gray: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    with torch.no_grad():
+        out = model.forward_aligned(image, gray)
+    return out.output, out.latent
+
+
+@pytest.mark.parametrize("negative_scales", [False, True])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"fold_batchnorm": False},
+        {"channels_last": False},
+        {"fuse_activation": False},
+        {"fold_batchnorm": False, "channels_last": False, "fuse_activation": False},
+    ],
+)
+def test_torch_backend_equals_the_module(options: dict[str, bool], negative_scales: bool) -> None:
+    model = randomised_generator(negative_scales=negative_scales)
+    image, gray = _inputs(2, 48, 80)
+    expected_out, expected_latent = _reference(model, image, gray)
+    out, latent = TorchBackend(model, **options).run(image, gray)
+    assert out.shape == latent.shape == image.shape
+    # Borders included: the folded BatchNorm's padding is corrected there.
+    torch.testing.assert_close(out, expected_out, atol=2e-5, rtol=0)
+    torch.testing.assert_close(latent, expected_latent, atol=2e-5, rtol=0)
+
+
+def test_folding_is_really_exercised() -> None:
+    """The BN shift matters at borders: a plain fold without the frame correction would be wrong there."""
+    model = randomised_generator(negative_scales=False)
+    backend = TorchBackend(model)
+    folded = [key for key, step in backend._convs.items() if step.neutral is not None]
+    assert {"1_2", "2_1", "deconv8"} <= set(folded)
+    gated = [key for key, step in backend._convs.items() if step.gray_channel]
+    assert set(gated) == {"5_2", "6_1", "7_1", "8_1", "9_1"}
+    # With negative scales the pools cannot take the BN: those four BNs stay explicit.
+    explicit = {
+        k for k, s in TorchBackend(randomised_generator())._convs.items() if s.explicit_bn is not None
+    }
+    assert {"1_2", "2_2", "3_2", "4_2"} <= explicit
+
+
+@pytest.mark.parametrize(("h", "w"), [(16, 16), (16, 48)])
+def test_smallest_inputs(h: int, w: int) -> None:
+    model = randomised_generator()
+    image, gray = _inputs(1, h, w)
+    expected, _ = _reference(model, image, gray)
+    out, _ = TorchBackend(model).run(image, gray)
+    torch.testing.assert_close(out, expected, atol=2e-5, rtol=0)
+
+
+def test_upsample_at_whole_is_interpolate() -> None:
+    x = torch.randn(2, 5, 8, 12)
+    expected = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=True)
+    torch.testing.assert_close(upsample_at(x, 4, None), expected, atol=0, rtol=0)
+    whole = Placement(0, 0, 16 * 4, 24 * 4)
+    torch.testing.assert_close(upsample_at(x, 4, whole), expected, atol=0, rtol=0)
+    # a band of output rows is the same rows of the whole result
+    torch.testing.assert_close(
+        upsample_at(x, 4, None, rows=(5, 12)), expected[..., 5:12, :], atol=1e-6, rtol=0
+    )
+
+
+@pytest.mark.parametrize("scale_level", [1, 2, 8])
+def test_upsample_at_tile_samples_where_the_whole_image_does(scale_level: int) -> None:
+    """A tile's upsampling equals the same window of the whole image's (away from the tile border)."""
+    coarse = 32 // scale_level  # whole image: 16 * coarse pixels at this level's input
+    x = torch.randn(1, 3, 2 * coarse, 3 * coarse)
+    whole = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=True)
+    full_h, full_w = 4 * coarse * scale_level, 6 * coarse * scale_level
+    # a tile starting at a 16-aligned full-resolution offset
+    top, left = 16 * max(1, 2 // scale_level), 32
+    t0, l0 = top // (2 * scale_level), left // (2 * scale_level)  # tile origin at the input level
+    h, w = coarse // 2, coarse
+    tile = x[..., t0 : t0 + h, l0 : l0 + w]
+    out = upsample_at(tile, scale_level, Placement(top, left, full_h, full_w))
+    window = whole[..., 2 * t0 : 2 * t0 + 2 * h, 2 * l0 : 2 * l0 + 2 * w]
+    torch.testing.assert_close(out[..., 1:-1, 1:-1], window[..., 1:-1, 1:-1], atol=1e-5, rtol=0)
+    # the naive alternative (a tile treated as a whole image) samples elsewhere
+    naive = F.interpolate(tile, scale_factor=2.0, mode="bilinear", align_corners=True)
+    assert (naive[..., 1:-1, 1:-1] - window[..., 1:-1, 1:-1]).abs().max() > 1e-3
+
+
+def test_placed_tile_matches_the_whole_image_in_its_interior() -> None:
+    model = randomised_generator()
+    image, gray = _inputs(1, 96, 128)
+    expected, _ = _reference(model, image, gray)
+    backend = TorchBackend(model)
+    tile_img, tile_gray = image[..., 32:96, 48:128], gray[..., 32:96, 48:128]
+    out, _ = backend.run(tile_img, tile_gray, Placement(32, 48, 96, 128))
+    # the image's own bottom/right borders are the tile's too; the top/left ones are cut
+    torch.testing.assert_close(out[..., 24:, 24:], expected[..., 56:, 72:], atol=1e-3, rtol=0)
+
+
+def test_eager_backend_is_the_module() -> None:
+    model = randomised_generator()
+    image, gray = _inputs(1, 32, 32)
+    expected, _ = _reference(model, image, gray)
+    out, _ = EagerBackend(model).run(image, gray)
+    assert torch.equal(out, expected)
+    with pytest.raises(ValueError, match="whole images only"):
+        EagerBackend(model).run(image, gray, Placement(16, 0, 64, 32))
+
+
+def test_onnxruntime_backend_equals_torch() -> None:
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    model = randomised_generator()
+    image, gray = _inputs(1, 64, 96)
+    expected, expected_latent = _reference(model, image, gray)
+    backend = OnnxRuntimeBackend(model, threads=1)
+    out, latent = backend.run(image, gray)
+    torch.testing.assert_close(out, expected, atol=1e-4, rtol=0)
+    torch.testing.assert_close(latent, expected_latent, atol=1e-4, rtol=0)
+    # placed tiles: ONNX Runtime's Resize is steered to the whole image's sampling positions
+    placement = Placement(32, 48, 160, 192)
+    torch_out, _ = TorchBackend(model).run(image, gray, placement)
+    ort_out, _ = backend.run(image, gray, placement)
+    torch.testing.assert_close(ort_out, torch_out, atol=1e-4, rtol=0)
+
+
+def test_errors_are_clear() -> None:
+    model = randomised_generator()
+    backend = TorchBackend(model)
+    image, gray = _inputs(1, 20, 32)
+    with pytest.raises(ValueError, match="multiples of 16"):
+        backend.run(image, gray)
+    image, gray = _inputs(1, 32, 32)
+    with pytest.raises(ValueError, match="gray must be"):
+        backend.run(image, gray[..., :16])
+    with pytest.raises(ValueError, match="N x 3 x H x W"):
+        backend.run(image[:, :2], gray)
+    with pytest.raises(ValueError, match="does not fit"):
+        backend.run(image, gray, Placement(16, 0, 32, 32))
+    with pytest.raises(ValueError, match="multiple of 16"):
+        Placement(8, 0, 32, 32)
+    with pytest.raises(ValueError, match="unknown backend"):
+        make_backend("tensorrt", model)
+    with pytest.raises(TypeError, match="EnlightenGenerator"):
+        TorchBackend(torch.nn.Conv2d(3, 3, 1))  # type: ignore[arg-type]
+    assert set(BACKENDS) == {"torch", "onnxruntime"}
+
+
+def test_enhancer_options_choose_the_path() -> None:
+    from enlightengan.fast import FastConfig, fast_forward
+    from enlightengan.inference import Enhancer
+
+    model = randomised_generator(negative_scales=False)
+    image, _ = _inputs(1, 50, 70)
+    with torch.no_grad():
+        expected = model(image).output.clamp(-1, 1)
+    torch.testing.assert_close(
+        Enhancer(model=model, device="cpu").enhance_tensor(image), expected, atol=2e-5, rtol=0
+    )
+    wide = torch.cat((image, image.flip(-1)), -1)  # 50 x 140: two tiles of at most 112 px
+    with torch.no_grad():
+        wide_expected = model(wide).output.clamp(-1, 1)
+    tiled = Enhancer(model=model, device="cpu", tile=112).enhance_tensor(wide)
+    torch.testing.assert_close(tiled, wide_expected, atol=1e-4, rtol=0)
+    fast = Enhancer(model=model, device="cpu", fast=FastConfig(scale=2.0)).enhance_tensor(image)
+    torch.testing.assert_close(fast, fast_forward(TorchBackend(model), image).output.clamp(-1, 1))
+    with pytest.raises(ValueError, match="unknown backend"):
+        Enhancer(model=model, device="cpu", backend="tensorrt")
+    with pytest.raises(ValueError, match="at least 112"):
+        Enhancer(model=model, device="cpu", tile=64)
+    if importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnx"):
+        via_ort = Enhancer(model=model, device="cpu", backend="onnxruntime").enhance_tensor(image)
+        torch.testing.assert_close(via_ort, expected, atol=1e-4, rtol=0)
