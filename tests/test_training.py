@@ -208,6 +208,10 @@ def test_cli_tiny_run_and_enhance(tiny_data: tuple[Path, Path], tmp_path: Path) 
     result = _cli("train", "--low", str(low), "--normal", str(normal), "--out", str(run_dir),
                   "--batch-size", "2", "--max-steps", "2", *_CLI_TINY)  # fmt: skip
     assert result.returncode == 0, result.stderr
+    # a run shorter than an epoch still leaves a preview grid, checkpoints and TensorBoard logs
+    assert [p.name for p in (run_dir / "previews").glob("*.png")] == ["epoch_0001_step_0000002.png"]
+    assert list((run_dir / "checkpoints").glob("step_*.pt"))
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     assert "randomly initialised" in result.stderr.lower()
     out = tmp_path / "enhanced"
     result = _cli(

@@ -402,7 +402,7 @@ class Trainer:
                     epoch_end = self.step % self.steps_per_epoch == 0
                     if self.validator is not None and self._validation_due(epoch_end):
                         self._validate(writer)
-                    if epoch_end:
+                    if epoch_end or self.step >= end:  # per epoch, and at the end of a run
                         self._write_preview(writer, epoch + 1)
                     if self.step % self.config.run.save_every == 0 or epoch_end or self.step >= end:
                         self._save_and_track()
