@@ -10,7 +10,7 @@ Sections (each written to benchmarks/RESULTS.md between its markers unless --no-
   (a) ``eager``: the faithful module, ``model(x)`` under ``torch.no_grad()``, nothing else;
   (b) ``default``: ``Enhancer`` on the CPU (TorchBackend, automatic tiles);
   (c) ``onnxruntime``: ``Enhancer(backend="onnxruntime")``;
-  (d) ``fast``: ``Enhancer(fast=True)`` (network at half resolution, guided upsampling);
+  (d) ``fast``: ``Enhancer(fast=True)`` (network at 1/2.25 of the size per side, guided upsampling);
   with ratios to (a). Every measurement runs in a fresh subprocess, so ``ru_maxrss`` is that
   configuration's peak alone (it includes the interpreter, torch and the model: see "baseline").
 * levers: each optimisation of the exact path switched on one at a time, at 1 MP.
@@ -46,7 +46,7 @@ FIXTURE = SHARED / "fixtures" / "official_generator_fixture.pt"
 #: (height, width) of each size, 4:3 like most photos.
 SIZES = {"0.25": (432, 576), "1": (864, 1152), "4": (1728, 2304), "12": (3000, 4000)}
 CONFIGS = ("eager", "default", "onnxruntime", "fast")
-REPEATS = {"0.25": 3, "1": 2, "4": 1, "12": 1}
+REPEATS = {"0.25": 3, "1": 2, "4": 2, "12": 1}
 #: Levers of the exact path, measured at 1 MP (name -> worker config).
 LEVERS = (
     "eager",
@@ -54,8 +54,8 @@ LEVERS = (
     "eager+channels_last",
     "torch:plain",
     "torch:channels_last",
-    "torch:channels_last+fold",
-    "torch:channels_last+fold+fuse",
+    "torch:channels_last+fuse",
+    "torch:channels_last+fuse+fold",
     "torch:1-thread",
     "compile",
     "onnxruntime:basic",
@@ -140,7 +140,12 @@ def _runner(config: str, model: Any) -> tuple[Any, dict[str, float]]:
                 fold_batchnorm="fold" in parts,
                 fuse_activation="fuse" in parts,
             )
-        return lambda x: tiled_output(backend, x, budget=1 << 34).clamp_(-1, 1), facts
+
+        def run_backend(x: Any) -> Any:
+            with torch.inference_mode():
+                return tiled_output(backend, x, budget=1 << 34).clamp_(-1, 1)
+
+        return run_backend, facts
     if config == "compile":
         import torch._inductor.config as inductor_config
 
@@ -157,7 +162,12 @@ def _runner(config: str, model: Any) -> tuple[Any, dict[str, float]]:
         from enlightengan.backends import OnnxRuntimeBackend
 
         ort_backend = OnnxRuntimeBackend(model, graph_optimization="basic")
-        return lambda x: tiled_output(ort_backend, x, budget=1 << 34).clamp_(-1, 1), facts
+
+        def run_ort(x: Any) -> Any:
+            with torch.inference_mode():
+                return tiled_output(ort_backend, x, budget=1 << 34).clamp_(-1, 1)
+
+        return run_ort, facts
     choices: dict[str, dict[str, Any]] = {
         "default": {},
         "onnxruntime": {"backend": "onnxruntime"},
@@ -199,6 +209,7 @@ def worker(config: str, size: str, repeat: int) -> dict[str, Any]:
         "warmup_s": warmup,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "threads": torch.get_num_threads(),
+        "load_average_1min": os.getloadavg()[0],
         **facts,
     }
 
@@ -216,13 +227,46 @@ def baseline() -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------
 
 
+def _idle_share(seconds: float = 2.0) -> float:
+    """Share of CPU time idle over ``seconds`` (from /proc/stat; 1.0 where it cannot be read)."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        return fields[3] + fields[4], sum(fields)  # idle + iowait, total
+
+    try:
+        idle0, total0 = sample()
+        time.sleep(seconds)
+        idle1, total1 = sample()
+    except (OSError, ValueError, IndexError):
+        return 1.0
+    return (idle1 - idle0) / max(total1 - total0, 1)
+
+
+#: Measurements start once the machine has been this idle (other engineers share it), or after
+#: --wait seconds of waiting (then the idle share recorded with the result says so).
+IDLE_THRESHOLD = 0.85
+WAIT = {"limit": 120.0}
+
+
+def _wait_for_quiet() -> float:
+    share = _idle_share()
+    waited = 0.0
+    while share < IDLE_THRESHOLD and waited < WAIT["limit"]:
+        time.sleep(10)
+        waited += 10 + 2
+        share = _idle_share()
+    return share
+
+
 def _spawn(*args: str, timeout: float = 1800) -> dict[str, Any]:
+    idle = _wait_for_quiet()
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         return {"error": f"exit {proc.returncode}: {' | '.join(tail)}"}
-    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1])) | {"idle_before": idle}
 
 
 def _machine() -> dict[str, Any]:
@@ -272,7 +316,8 @@ def _describe(result: dict[str, Any]) -> str:
     if "error" in result or "skipped" in result:
         return str(result.get("error") or result.get("skipped"))
     return (
-        f"{result['s_per_mp']:.2f} s/MP ({result['seconds']:.1f} s), peak RSS {result['peak_rss_mb']:.0f} MB"
+        f"{result['s_per_mp']:.2f} s/MP ({result['seconds']:.1f} s), "
+        f"peak RSS {result['peak_rss_mb']:.0f} MB, CPU idle before {result['idle_before']:.0%}"
     )
 
 
@@ -307,6 +352,18 @@ def speed_table(results: dict[str, Any], sizes: list[str], configs: list[str]) -
             cells.append(f"{r['s_per_mp']:.2f} | {ratio_text} | {r['peak_rss_mb']:.0f}")
         lines.append(f"| {labels[config]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _busy_note(results: dict[str, Any]) -> str:
+    """Which measurements started on a busy machine (their timings include the contention)."""
+    busy = [
+        f"{name} ({r['idle_before']:.0%} idle)"
+        for name, r in results.items()
+        if isinstance(r, dict) and r.get("idle_before", 1.0) < IDLE_THRESHOLD
+    ]
+    if not busy:
+        return "Every measurement started on an idle machine."
+    return "Started while other work was running (CPU idle share just before): " + ", ".join(busy) + "."
 
 
 def lever_section(size: str) -> tuple[dict[str, Any], str]:
@@ -454,6 +511,12 @@ def main() -> None:
     parser.add_argument(
         "--eager-max-mp", type=float, default=4.0, help="largest size for (a) (12 MP eager needs ~13 GB)"
     )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=WAIT["limit"],
+        help="seconds to wait for an idle machine before each measurement (default: 120)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write all numbers to this file")
     parser.add_argument("--no-write", action="store_true", help="do not update benchmarks/RESULTS.md")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
@@ -467,6 +530,7 @@ def main() -> None:
             print(json.dumps(worker(config, size, int(repeat))))
         return
 
+    WAIT["limit"] = args.wait
     sizes = args.sizes.split(",") if args.sizes else (["0.25", "1"] if args.quick else list(SIZES))
     sections = set(args.sections.split(","))
     if args.quick:
@@ -478,8 +542,10 @@ def main() -> None:
     written: list[tuple[str, str, str]] = []
     header = (
         f"`{command.strip()}` on {machine['date']}: {machine['cpu']}, {machine['cores']} cores, "
-        f"torch {machine['torch']}, onnxruntime {machine['onnxruntime']}, load average at start "
-        f"{machine['load_average'][0]:.2f} (the machine is shared: timings carry that noise)."
+        f"torch {machine['torch']}, onnxruntime {machine['onnxruntime']}, 1-minute load average at start "
+        f"{machine['load_average'][0]:.2f}. The machine is shared with other engineers: each measurement "
+        f"waited for the CPUs to be at least {IDLE_THRESHOLD:.0%} idle (up to {WAIT['limit']:.0f} s); "
+        "the JSON records the idle share before and the load after each one."
     )
 
     if "speed" in sections:
@@ -495,16 +561,18 @@ def main() -> None:
             "* = (a) was not run at this size (the faithful module needs about 1 GB per megapixel); the "
             "ratio uses (a)'s s/MP at its largest measured size."
         )
-        written.append(("speed", "Inference speed and memory (CPU)", f"{header}\n\n{notes}\n\n{table}"))
+        body = f"{header}\n\n{notes}\n\n{table}\n\n{_busy_note(speed)}"
+        written.append(("speed", "Inference speed and memory (CPU)", body))
     if "levers" in sections:
         print("levers:", flush=True)
         levers, table = lever_section("1")
         print(table)
         report["levers"] = levers
-        written.append(("levers", "Levers of the exact path (1 MP)", f"{header}\n\n{table}"))
+        body = f"{header}\n\n{table}\n\n{_busy_note(levers)}"
+        written.append(("levers", "Levers of the exact path (1 MP)", body))
     if "psnr" in sections and SHARED.is_dir():
         print("fast-mode PSNR:", flush=True)
-        rows, table = psnr_section(8 if args.quick else None, (2.0, 2.5))
+        rows, table = psnr_section(8 if args.quick else None, (2.0, 2.25, 2.5))
         report["psnr"] = rows
         written.append(("psnr", "Fast mode against the exact output (PSNR, 8-bit)", f"{header}\n\n{table}"))
     if "tiling" in sections and SHARED.is_dir():

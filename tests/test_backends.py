@@ -60,10 +60,10 @@ def _reference(
     "options",
     [
         {},
-        {"fold_batchnorm": False},
-        {"channels_last": False},
-        {"fuse_activation": False},
-        {"fold_batchnorm": False, "channels_last": False, "fuse_activation": False},
+        {"fold_batchnorm": True},
+        {"fold_batchnorm": True, "channels_last": False},
+        {"fold_batchnorm": True, "fuse_activation": False},
+        {"channels_last": False, "fuse_activation": False},
     ],
 )
 def test_torch_backend_equals_the_module(options: dict[str, bool], negative_scales: bool) -> None:
@@ -78,18 +78,16 @@ def test_torch_backend_equals_the_module(options: dict[str, bool], negative_scal
 
 
 def test_folding_is_really_exercised() -> None:
-    """The BN shift matters at borders: a plain fold without the frame correction would be wrong there."""
+    """BatchNorms are folded (with a border correction) where they feed a convolution directly."""
     model = randomised_generator(negative_scales=False)
-    backend = TorchBackend(model)
-    folded = [key for key, step in backend._convs.items() if step.neutral is not None]
-    assert {"1_2", "2_1", "deconv8"} <= set(folded)
-    gated = [key for key, step in backend._convs.items() if step.gray_channel]
-    assert set(gated) == {"5_2", "6_1", "7_1", "8_1", "9_1"}
-    # With negative scales the pools cannot take the BN: those four BNs stay explicit.
-    explicit = {
-        k for k, s in TorchBackend(randomised_generator())._convs.items() if s.explicit_bn is not None
-    }
-    assert {"1_2", "2_2", "3_2", "4_2"} <= explicit
+    steps = TorchBackend(model, fold_batchnorm=True)._convs
+    folded = {key for key, step in steps.items() if step.neutral is not None}
+    assert folded == {f"{lv}_2" for lv in (1, 2, 3, 4, 6, 7, 8, 9)} | {f"deconv{lv}" for lv in (5, 6, 7, 8)}
+    explicit = {key for key, step in steps.items() if step.explicit_bn is not None}
+    assert explicit == {"1_2", "2_2", "3_2", "4_2", "5_1"}  # gated by the attention map
+    unfolded = TorchBackend(model)._convs  # the default: every BatchNorm explicit
+    assert all(step.neutral is None for step in unfolded.values())
+    assert sum(step.explicit_bn is not None for step in unfolded.values()) == 17
 
 
 @pytest.mark.parametrize(("h", "w"), [(16, 16), (16, 48)])
@@ -210,7 +208,9 @@ def test_enhancer_options_choose_the_path() -> None:
     tiled = Enhancer(model=model, device="cpu", tile=112).enhance_tensor(wide)
     torch.testing.assert_close(tiled, wide_expected, atol=1e-4, rtol=0)
     fast = Enhancer(model=model, device="cpu", fast=FastConfig(scale=2.0)).enhance_tensor(image)
-    torch.testing.assert_close(fast, fast_forward(TorchBackend(model), image).output.clamp(-1, 1))
+    torch.testing.assert_close(
+        fast, fast_forward(TorchBackend(model), image, FastConfig(2.0)).output.clamp(-1, 1)
+    )
     with pytest.raises(ValueError, match="unknown backend"):
         Enhancer(model=model, device="cpu", backend="tensorrt")
     with pytest.raises(ValueError, match="at least 112"):

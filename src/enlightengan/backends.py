@@ -19,26 +19,23 @@ borders, where convolutions see zero padding instead of the neighbouring pixels.
 
 Backends:
 
-* :class:`TorchBackend`: PyTorch with three exact rewrites, each switchable to measure it:
-  ``channels_last`` memory layout (oneDNN's fastest convolutions on this class of CPU),
-  BatchNorm folded into the following convolution, and the LeakyReLU fused into the convolution
-  (oneDNN post-op). The BatchNorm of the released model sits *after* the LeakyReLU, so it cannot
-  be folded backwards into its own convolution; it is folded forwards into every consumer instead:
+* :class:`TorchBackend`: PyTorch with exact rewrites, each switchable to measure it:
+  ``channels_last`` memory layout (oneDNN's fastest convolutions on this class of CPU: the lever
+  that pays), the LeakyReLU fused into the convolution (oneDNN post-op), each BatchNorm applied in
+  place in one pass and, optionally, BatchNorm folded into the following convolution (measured not
+  to pay; kept as an option). The BatchNorm of the released model sits *after* the LeakyReLU, so
+  it cannot be folded backwards into its own convolution; it is folded forwards into the next 3x3
+  convolution (directly, or through the bilinear upsampling, whose weights sum to one), scaling that
+  convolution's input channels by the BN scale and adding the BN shift to its bias. At the borders
+  that convolution zero-pads the *normalised* features, which a folded convolution cannot see; the
+  one-pixel output frame is therefore recomputed from the input padded with ``-shift / scale`` (the
+  value BatchNorm maps to zero). The BatchNorms whose output is gated by the attention map (the
+  skips and level 5) are never folded.
 
-  - into the next 3x3 convolution, scaling its input channels by the BN scale and adding the BN
-    shift to its bias. At the borders that convolution zero-pads the *normalised* features, which a
-    folded convolution cannot see; the one-pixel output frame is therefore recomputed from the
-    input padded with ``-shift / scale`` (the value BatchNorm maps to zero);
-  - through the 2x2 max-pool, which commutes with an affine map of positive scale only (otherwise
-    the BN is applied explicitly before pooling);
-  - through bilinear upsampling (its weights sum to one, so it commutes with any affine map);
-  - through the attention gating ``BN(x) * g = scale * (x g) + shift * g``: the second term becomes
-    one extra input channel (the attention map itself) of the consuming convolution, so it is exact
-    at the borders too.
-
-  The concatenations of the decoder write into buffers allocated once (``torch.cat`` of
+  The decoder's concatenations are written into one buffer each (``torch.cat`` of
   ``channels_last`` tensors along channels costs more than the convolution it feeds: 0.36 s against
-  0.23 s for the last decoder level of a 1-megapixel image on a 2-core EPYC).
+  0.23 s for the last decoder level of a 1-megapixel image on a 2-core EPYC), and the upsampling and
+  convolution that fill it run in row bands, which bounds memory.
 * :class:`OnnxRuntimeBackend`: the same network exported to ONNX (with the placement's sampling
   positions as graph inputs) and run by ONNX Runtime with all graph optimisations.
 * :class:`EagerBackend`: the faithful module itself, unchanged (the reference of the benchmarks);
@@ -118,7 +115,12 @@ class Placement:
 
 
 class Backend(Protocol):
-    """What the tiler and :class:`~enlightengan.inference.Enhancer` need from a backend."""
+    """What the tiler and :class:`~enlightengan.inference.Enhancer` need from a backend.
+
+    A backend may also declare ``bytes_per_pixel_per_width`` (an ``int``), its working memory per
+    pixel of a tile and per unit of the generator's base width, for the automatic tile size
+    (:func:`enlightengan.tiling.auto_tile_area`).
+    """
 
     name: str
 
@@ -307,8 +309,7 @@ class _Conv:
     ``neutral`` is set when a BatchNorm of the input was folded into ``weight``/``bias``: the
     per-input-channel value that stands for the zero padding of the normalised features.
     ``explicit_bn`` is the BatchNorm to apply to this convolution's *output* when it is not folded
-    into the consumers. ``gray_channel`` marks convolutions over gated features that take the
-    attention map as one extra, last input channel (a folded BatchNorm shift).
+    into the consumers.
     """
 
     weight: Tensor
@@ -317,7 +318,6 @@ class _Conv:
     activation: bool
     neutral: Tensor | None
     explicit_bn: _Affine | None
-    gray_channel: bool = False
 
 
 def _affine(bn: torch.nn.BatchNorm2d) -> _Affine:
@@ -334,14 +334,6 @@ def _fold_input(weight: Tensor, bias: Tensor, bn: _Affine) -> tuple[Tensor, Tens
     """Weights of ``conv(bn(x))`` as a convolution of ``x`` (ignoring zero padding)."""
     w = weight.double()
     return w * bn.scale.view(1, -1, 1, 1), bias.double() + (w * bn.shift.view(1, -1, 1, 1)).sum(dim=(1, 2, 3))
-
-
-def _fold_gated(weight: Tensor, bn: _Affine) -> Tensor:
-    """Weights over ``[x * g, g]`` equal to ``weight`` over ``bn(x) * g`` (exact, borders included)."""
-    w = weight.double()
-    return torch.cat(
-        (w * bn.scale.view(1, -1, 1, 1), (w * bn.shift.view(1, -1, 1, 1)).sum(1, keepdim=True)), 1
-    )
 
 
 @functools.cache
@@ -364,7 +356,9 @@ class TorchBackend:
             later changes to ``model`` are not seen. Always evaluated in inference mode (BatchNorm
             uses running statistics, as ``model.eval()`` does).
         channels_last: keep activations in ``N x H x W x C`` memory order.
-        fold_batchnorm: fold every BatchNorm into its consumers (exact; see the module doc).
+        fold_batchnorm: fold the BatchNorms that feed a convolution into it (exact; see the module
+            doc). Off by default: measured on a 2-core EPYC it is 1-2% *slower* than applying each
+            BatchNorm in place in one pass, because of the border recomputation it needs.
         fuse_activation: let oneDNN apply the LeakyReLU inside the convolution (``None``: where
             available, i.e. CPU float32 tensors on builds with oneDNN).
 
@@ -380,7 +374,7 @@ class TorchBackend:
         model: EnlightenGenerator,
         *,
         channels_last: bool = True,
-        fold_batchnorm: bool = True,
+        fold_batchnorm: bool = False,
         fuse_activation: bool | None = None,
     ) -> None:
         if not isinstance(model, EnlightenGenerator):
@@ -401,9 +395,9 @@ class TorchBackend:
                 explicit_bn=None
                 if step.explicit_bn is None
                 else _Affine(
-                    step.explicit_bn.scale.float().to(device), step.explicit_bn.shift.float().to(device)
+                    step.explicit_bn.scale.float().to(device).view(1, -1, 1, 1),
+                    step.explicit_bn.shift.float().to(device).view(1, -1, 1, 1),
                 ),
-                gray_channel=step.gray_channel,
             )
             for key, step in self._prepare(model, fold_batchnorm).items()
         }
@@ -415,17 +409,16 @@ class TorchBackend:
         modules = dict(model.named_modules())
         bns = {name[2:]: _affine(m) for name, m in modules.items() if name.startswith("bn")}
 
-        def foldable(key: str, through_pool: bool = False) -> bool:
-            bn = bns[key]
-            if not fold or bool((bn.scale.abs() < _MIN_FOLD_SCALE).any()):
-                return False
-            # max(a x + b) = a max(x) + b needs a > 0 in every channel.
-            return not through_pool or bool((bn.scale > 0).all())
+        def foldable(key: str) -> bool:
+            return fold and not bool((bns[key].scale.abs() < _MIN_FOLD_SCALE).any())
 
-        # Which BatchNorms are deferred to (folded into) their consumers.
+        # Which BatchNorms are deferred to (folded into) their consumers. Those whose output is
+        # gated by the attention map (the skips bn1_2..bn4_2 and bn5_1) stay explicit: folding them
+        # needs the attention map as one more input channel of the consumer, and oneDNN pads 65,
+        # 129, ... input channels to the next multiple of 16, which costs more than the BN pass.
         deferred = {key: foldable(key) for key in bns}
-        for level in range(1, 5):
-            deferred[f"{level}_2"] = foldable(f"{level}_2", through_pool=True)
+        for key in ("1_2", "2_2", "3_2", "4_2", "5_1"):
+            deferred[key] = False
 
         def conv(name: str) -> tuple[Tensor, Tensor]:
             layer = modules[name]
@@ -435,14 +428,7 @@ class TorchBackend:
 
         convs: dict[str, _Conv] = {}
 
-        def add(
-            key: str,
-            weight: Tensor,
-            bias: Tensor,
-            neutral: Tensor | None,
-            act: bool = True,
-            gray: bool = False,
-        ) -> None:
+        def add(key: str, weight: Tensor, bias: Tensor, neutral: Tensor | None, act: bool = True) -> None:
             explicit = bns[key] if key in bns and not deferred[key] else None
             convs[key] = _Conv(
                 weight=weight.float().contiguous(),
@@ -451,7 +437,6 @@ class TorchBackend:
                 activation=act,
                 neutral=None if neutral is None else neutral.float(),
                 explicit_bn=explicit,
-                gray_channel=gray,
             )
 
         def folded(name: str, key: str, source: str, act: bool = True) -> None:
@@ -464,26 +449,16 @@ class TorchBackend:
             else:
                 add(key, weight, bias, neutral=None, act=act)
 
-        def gated(name: str, key: str, source: str, skip_from: int) -> None:
-            """``key``'s convolution over ``[other (skip_from channels), bn(source) * g]``."""
-            weight, bias = conv(name)
-            if deferred[source]:
-                weight = torch.cat(
-                    (weight[:, :skip_from], _fold_gated(weight[:, skip_from:], bns[source])), 1
-                )
-            add(key, weight, bias, neutral=None, gray=deferred[source])
-
         folded("conv1_1", "1_1", source="")
         for level in (1, 2, 3, 4, 6, 7, 8, 9):
             folded(f"conv{level}_2", f"{level}_2", source=f"{level}_1")
         for level in range(2, 6):
             folded(f"conv{level}_1", f"{level}_1", source=f"{level - 1}_2")
-        gated("conv5_2", "5_2", source="5_1", skip_from=0)
+        add("5_2", *conv("conv5_2"), neutral=None)  # reads bn5_1(x) * g5, computed explicitly
         for level in range(6, 10):
             # deconv{level-1} reads the upsampled output of bn{level-1}_2 (bn5_2 for level 6).
             folded(f"deconv{level - 1}", f"deconv{level - 1}", source=f"{level - 1}_2", act=False)
-            skip_width = conv(f"deconv{level - 1}")[0].shape[0]
-            gated(f"conv{level}_1", f"{level}_1", source=f"{10 - level}_2", skip_from=skip_width)
+            add(f"{level}_1", *conv(f"conv{level}_1"), neutral=None)  # [deconv, skip * g]: no BN
         return convs
 
     # -- execution -----------------------------------------------------------------------------
@@ -531,20 +506,17 @@ class TorchBackend:
         if step.neutral is not None:
             self._frame(out, x, step)
         if step.explicit_bn is not None:
-            bn = step.explicit_bn
-            out.mul_(bn.scale.view(1, -1, 1, 1)).add_(bn.shift.view(1, -1, 1, 1))
+            # One in-place pass: out = shift + out * scale.
+            torch.addcmul(step.explicit_bn.shift, out, step.explicit_bn.scale, out=out)
         return out
 
-    def _gate(self, key: str, x: Tensor, gray: Tensor, lead: int = 0) -> Tensor:
-        """Buffer ``[<lead channels left empty>, x * gray, (gray)]`` for convolution ``key``."""
+    def _gate(self, x: Tensor, gray: Tensor, lead: int = 0) -> Tensor:
+        """Buffer ``[<lead channels left empty>, x * gray]``: the decoder's concatenation, filled later."""
         n, c, h, w = x.shape
-        extra = int(self._convs[key].gray_channel)
         buf = torch.empty(
-            (n, lead + c + extra, h, w), dtype=x.dtype, device=x.device, memory_format=self._memory_format()
+            (n, lead + c, h, w), dtype=x.dtype, device=x.device, memory_format=self._memory_format()
         )
-        torch.mul(x, gray, out=buf[:, lead : lead + c])
-        if extra:
-            buf[:, lead + c :].copy_(gray)
+        torch.mul(x, gray, out=buf[:, lead:])
         return buf
 
     def _deconv_into(self, buf: Tensor, x: Tensor, level: int, placement: Placement | None) -> None:
@@ -590,10 +562,10 @@ class TorchBackend:
                 skips.append(x)
                 x = F.max_pool2d(x, 2)
             x = self._apply("5_1", x)
-            x = self._apply("5_2", self._gate("5_2", x, grays[4]))
+            x = self._apply("5_2", x.mul_(grays[4]))
             for level in range(6, 10):
                 lead = self._convs[f"deconv{level - 1}"].weight.shape[0]
-                buf = self._gate(f"{level}_1", skips.pop(), grays[9 - level], lead)
+                buf = self._gate(skips.pop(), grays[9 - level], lead)
                 self._deconv_into(buf, x, level, placement)
                 del x
                 x = self._apply(f"{level}_1", buf)
@@ -657,6 +629,9 @@ class OnnxRuntimeBackend:
     """
 
     name = "onnxruntime"
+    #: Measured: about 800 bytes per pixel for a whole 1 MP image, 1,050 per pixel of a tile (ONNX
+    #: Runtime's memory arena keeps what it grew to for the largest tile), at base width 32.
+    bytes_per_pixel_per_width = 36
 
     def __init__(
         self,

@@ -8,7 +8,7 @@ The generator (Jiang et al., IEEE TIP 2021, Fig. 2) predicts an attention-weight
 Images of any size are enhanced exactly, in bounded memory: large ones are processed in overlapping
 tiles (:mod:`enlightengan.tiling`, never downscaled), by an optimised backend
 (:mod:`enlightengan.backends`: PyTorch by default, or ONNX Runtime). ``fast=True`` trades exactness
-for speed (:mod:`enlightengan.fast`: the network at half resolution, the enhancement carried back by
+for speed (:mod:`enlightengan.fast`: the network at reduced resolution, the enhancement carried back by
 guided upsampling).
 
 Example:
@@ -32,7 +32,7 @@ from PIL import Image
 from torch import Tensor
 
 from .backends import BACKENDS, Backend, make_backend
-from .fast import FastConfig, fast_forward
+from .fast import FastConfig, fast_latent
 from .image_io import prepare
 from .models.checkpoint import load_generator
 from .models.generator import MULTIPLE, EnlightenGenerator
@@ -187,7 +187,9 @@ class Enhancer:
         """
         width = self.model.config.base_width
         if self.fast is not None:
-            return fast_forward(self._backend, image, self.fast, tile=self.tile, base_width=width).latent
+            return fast_latent(
+                self._backend, image, self.fast, tile=self.tile, budget=self._budget(), base_width=width
+            )
         output = tiled_output(self._backend, image, tile=self.tile, budget=self._budget(), base_width=width)
         return output.sub_(image)  # the residual, in the output's memory
 
