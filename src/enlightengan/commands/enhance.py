@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import math
 import os
 import re
 import sys
@@ -14,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from ._args import natural_key, positive_int, strength
 
 if TYPE_CHECKING:
     from ..inference import Enhancer
@@ -81,32 +82,12 @@ loaded, an output folder that cannot be created or written).
 """
 
 
-def _strength(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
 #: Smallest --tile: two overlaps of enlightengan.tiling.DEFAULT_MARGIN (48 px) and a 16 px core.
 _MIN_TILE = 112
 
 
 def _tile(text: str) -> int:
-    value = _positive_int(text)
+    value = positive_int(text)
     if value < _MIN_TILE:
         raise argparse.ArgumentTypeError(
             f"must be at least {_MIN_TILE} pixels (tiles overlap by 48 px), got {text}"
@@ -125,7 +106,7 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def _fast_scale(text: str) -> float:
-    value = _strength(text)
+    value = strength(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1 (1 = exact), got {text}")
     return value
@@ -141,7 +122,7 @@ def _fast_config(args: argparse.Namespace) -> Any:
 
 
 def _smoothing(text: str) -> float:
-    value = _strength(text)
+    value = strength(text)
     if value >= 1:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
     return value
@@ -181,7 +162,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--strength",
-        type=_strength,
+        type=strength,
         default=1.0,
         metavar="S",
         help="scale of the enhancement residual: 1 = the published model, 0 = unchanged (default: 1)",
@@ -194,7 +175,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
     p.add_argument(
         "--max-pixels",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help=f"refuse images with more pixels than N (decompression bombs; default: {_MAX_PIXELS_HELP})",
@@ -263,11 +244,6 @@ class _Plan:
     failures: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _natural_key(path: Path) -> list[Any]:
-    # "img2.jpg" before "img10.jpg", as people number their files.
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", str(path))]
-
-
 def _is_inside(path: Path, folder: Path) -> bool:
     try:
         path.resolve().relative_to(folder.resolve())
@@ -289,7 +265,7 @@ def _folder_images(folder: Path, recursive: bool, out_dir: Path) -> list[Path]:
             continue  # never re-enhance earlier results written inside the input tree
         if path.is_file() and path.suffix.lower() in (*IMAGE_SUFFIXES, *_VIDEO_SUFFIXES):
             found.append(path)
-    return sorted(found, key=_natural_key)
+    return sorted(found, key=lambda p: natural_key(str(p)))
 
 
 def _has_magic(text: str) -> bool:
@@ -311,7 +287,8 @@ def _plan(inputs: Sequence[str], out_dir: Path, recursive: bool) -> _Plan:
             sources.append((path, Path(path.name)))
         elif _has_magic(raw):
             matches = sorted(
-                (Path(m) for m in glob.glob(os.path.expanduser(raw), recursive=recursive)), key=_natural_key
+                (Path(m) for m in glob.glob(os.path.expanduser(raw), recursive=recursive)),
+                key=lambda p: natural_key(str(p)),
             )
             files = [m for m in matches if m.is_file()]
             if not files:

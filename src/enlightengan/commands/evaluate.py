@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from ._args import natural_key
 
 if TYPE_CHECKING:
     import numpy as np
@@ -105,18 +106,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--device", help="device for --weights, e.g. cpu, cuda, cuda:1 (default: automatic)")
 
 
-def _natural_key(path: Path) -> list[Any]:
-    # "2.png" before "10.png", as people number their files.
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
-
-
 def _list_images(folder: Path, what: str) -> list[Path]:
     if not folder.is_dir():
         raise _UsageError(f"{what} folder {folder} does not exist (or is not a folder)")
     files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
     if not files:
         raise _UsageError(f"{what} folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    return sorted(files, key=_natural_key)
+    return sorted(files, key=lambda p: natural_key(p.name))
 
 
 def _by_stem(files: Sequence[Path]) -> dict[str, list[Path]]:

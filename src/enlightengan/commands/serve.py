@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import math
 import sys
 from typing import Any
+
+from ._args import non_negative_int, positive_float, positive_int, strength
 
 __all__ = ["register", "run"]
 
@@ -41,50 +42,10 @@ cannot be bound, the serve extra missing).
 """
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
 def _port(text: str) -> int:
-    value = _count(text)
+    value = non_negative_int(text)
     if value > 65535:
         raise argparse.ArgumentTypeError(f"must be 0..65535 (0: any free port), got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def _strength(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return value
 
 
@@ -111,35 +72,35 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--strength",
-        type=_strength,
+        type=strength,
         default=1.0,
         metavar="S",
         help="default strength: 1 = the published model, 0 = unchanged (default: 1)",
     )
     p.add_argument(
         "--max-upload-mb",
-        type=_positive_float,
+        type=positive_float,
         default=50.0,
         metavar="MB",
         help="largest upload in MB of 2**20 bytes (default: 50)",
     )
     p.add_argument(
         "--max-pixels",
-        type=_positive_int,
+        type=positive_int,
         default=50_000_000,
         metavar="N",
         help="largest image in pixels, width x height (default: 50,000,000)",
     )
     p.add_argument(
         "--queue",
-        type=_count,
+        type=non_negative_int,
         default=8,
         metavar="N",
         help="requests that may wait for a worker; more are answered with 503 (default: 8)",
     )
     p.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         default=2,
         metavar="N",
         help="threads that decode, enhance (one at a time) and encode (default: 2)",

@@ -18,8 +18,15 @@ from torch import nn
 
 from ..config import DataConfig
 from ..data.folders import list_images
+from ..image_io import from_tensor, to_tensor
 
 __all__ = ["ValidationResult", "Validator"]
+
+
+def _load_rgb(path: Path) -> np.ndarray:
+    """8-bit RGB, as the metrics (NIQE on the 8-bit luminance) expect."""
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
 
 
 @dataclass
@@ -30,11 +37,6 @@ class ValidationResult:
     def better_than(self, best: dict[str, Any]) -> bool:
         value, previous = self.metrics[self.criterion], best[self.criterion]
         return value > previous if self.criterion == "psnr" else value < previous
-
-
-def _load_rgb(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
 
 
 class Validator:
@@ -63,9 +65,7 @@ class Validator:
         try:
             for i, path in enumerate(self.low):
                 rgb = _load_rgb(path)
-                x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div(127.5).sub(1.0).to(self.device)
-                y = generator(x).output.clamp(-1, 1)
-                out = ((y[0].permute(1, 2, 0).cpu().numpy() + 1.0) * 127.5).round().astype(np.uint8)
+                out = from_tensor(generator(to_tensor(rgb).to(self.device)).output)
                 scores["niqe"].append(niqe(out))
                 scores["brightness"].append(brightness(out))
                 if self.refs is not None:

@@ -1,0 +1,60 @@
+"""Argument types and small helpers shared by the sub-commands (one definition, one error wording)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from typing import Any
+
+__all__ = ["natural_key", "non_negative_int", "positive_float", "positive_int", "strength"]
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    return value
+
+
+def strength(text: str) -> float:
+    """A finite number >= 0 (the enhancement strength and other scales)."""
+    value = _number(text)
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _number(text)
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1; underscores are allowed as in Python literals (``120_000_000``)."""
+    value = _integer(text.replace("_", ""))
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def natural_key(text: str) -> list[Any]:
+    """Sort key putting "img2" before "img10", as people number their files."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
