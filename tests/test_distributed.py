@@ -19,6 +19,7 @@ from enlightengan.training.distributed import (
     convert_batchnorm,
     global_mean,
     shard_batch_size,
+    shutdown_distributed,
 )
 
 
@@ -53,7 +54,7 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         },
         Path(out_dir) / f"rank{rank}.pt",
     )
-    dist.destroy_process_group()
+    shutdown_distributed()
 
 
 @pytest.mark.slow

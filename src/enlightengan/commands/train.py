@@ -139,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
     from ..config import ConfigError
     from ..data.folders import DataError
     from ..hub import WeightsUnavailableError
+    from ..training.distributed import shutdown_distributed
     from ..training.trainer import Trainer, TrainingDiverged
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -167,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
     except TrainingDiverged as exc:
         print(f"enlightengan train: {exc}", file=sys.stderr)
         return 1
+    finally:
+        shutdown_distributed()
     if trainer.env.is_main:
         print(
             f"trained {summary.steps} steps ({summary.epochs_completed} epochs) in {summary.seconds:.0f} s; "

@@ -28,12 +28,14 @@ __all__ = [
     "DistEnv",
     "GlobalBatchNorm2d",
     "ResumableSampler",
+    "all_reduce_sum",
     "convert_batchnorm",
     "global_mean",
     "init_distributed",
     "is_distributed",
     "per_rank_seed",
     "shard_batch_size",
+    "shutdown_distributed",
 ]
 
 
@@ -70,6 +72,18 @@ def init_distributed(device_type: str) -> DistEnv:
     return DistEnv(rank=rank, local_rank=local_rank, world_size=world_size)
 
 
+def shutdown_distributed() -> None:
+    """Leave the process group in order: wait for every process, then destroy it; a no-op without one.
+
+    Without the barrier a fast process can close its connections while a slower one is still tearing
+    down, and gloo's transport threads then abort the slower process at exit.
+    """
+    if dist.is_available() and dist.is_initialized():
+        if dist.get_world_size() > 1:
+            dist.barrier()
+        dist.destroy_process_group()
+
+
 def global_mean(x: Tensor) -> Tensor:
     """Mean of ``x`` over all its elements on all processes, differentiable.
 
@@ -79,9 +93,29 @@ def global_mean(x: Tensor) -> Tensor:
     local = x.mean()
     if not is_distributed():
         return local
-    from torch.distributed.nn.functional import all_reduce
+    return all_reduce_sum(local) / dist.get_world_size()
 
-    return all_reduce(local, op=dist.ReduceOp.SUM) / dist.get_world_size()
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over processes; the gradient of a sum of per-process copies is the sum of their gradients."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: Tensor) -> Tensor:  # type: ignore[override]
+        out = x.clone()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        out = grad.contiguous().clone()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+
+
+def all_reduce_sum(x: Tensor) -> Tensor:
+    """Differentiable, synchronous all-reduce (sum) of ``x`` over the default process group."""
+    out: Tensor = _AllReduceSum.apply(x)
+    return out
 
 
 class GlobalBatchNorm2d(nn.BatchNorm2d):
@@ -95,11 +129,9 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: Tensor) -> Tensor:
         if not (self.training and is_distributed()):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
         count = torch.tensor(float(x.shape[0] * x.shape[2] * x.shape[3]), device=x.device)
         sums = torch.cat([x.sum(dim=(0, 2, 3)), x.square().sum(dim=(0, 2, 3)), count.view(1)])
-        sums = all_reduce(sums, op=dist.ReduceOp.SUM)
+        sums = all_reduce_sum(sums)
         c = self.num_features
         n = sums[-1]
         mean = sums[:c] / n
