@@ -100,13 +100,13 @@ class _AllReduceSum(torch.autograd.Function):
     """Sum over processes; the gradient of a sum of per-process copies is the sum of their gradients."""
 
     @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, x: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: Tensor) -> Tensor:
         out = x.clone()
         dist.all_reduce(out, op=dist.ReduceOp.SUM)
         return out
 
     @staticmethod
-    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> Tensor:  # type: ignore[override]
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> Tensor:
         out = grad.contiguous().clone()
         dist.all_reduce(out, op=dist.ReduceOp.SUM)
         return out
