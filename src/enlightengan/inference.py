@@ -32,6 +32,7 @@ from PIL import Image
 from torch import Tensor
 
 from .backends import BACKENDS, Backend, make_backend
+from .denoise import DenoiseConfig, attention_denoise, require_opencv
 from .fast import FastConfig, fast_latent
 from .image_io import prepare
 from .models.checkpoint import load_generator
@@ -90,6 +91,20 @@ def _check_strength(strength: float) -> float:
     return value
 
 
+def _denoise_config(denoise: bool | float | DenoiseConfig) -> DenoiseConfig | None:
+    """``False``/``None``/0 -> off; ``True`` -> defaults; a number -> that filter strength."""
+    if denoise is None or denoise is False or (denoise is not True and denoise == 0):
+        return None
+    if isinstance(denoise, DenoiseConfig):
+        config = denoise
+    elif denoise is True:
+        config = DenoiseConfig()
+    else:
+        config = DenoiseConfig(strength=float(denoise))
+    require_opencv()  # fail when the enhancer is built, not on the first image
+    return config
+
+
 def _check_tile(tile: int | None) -> int | None:
     smallest = 2 * DEFAULT_MARGIN + MULTIPLE  # a tile must hold its overlap on both sides and a core
     if tile is None:
@@ -121,6 +136,10 @@ class Enhancer:
             not exact.
         backend: ``"torch"`` (default; exact rewrites of the network for speed), ``"onnxruntime"``
             (CPU only; needs ``onnx`` and ``onnxruntime``) or ``"eager"`` (the module as it is).
+        denoise: ``True``, a filter strength, or a :class:`~enlightengan.denoise.DenoiseConfig`:
+            attention-guided non-local means after enhancement, strong where the input was dark and
+            off where it was bright (needs the ``denoise`` extra). ``False`` (default) is the
+            published model's output.
 
     The generator's weights are copied into the backend when the enhancer is built: later changes
     to ``enhancer.model`` are not seen.
@@ -140,8 +159,10 @@ class Enhancer:
         tile: int | None = None,
         fast: bool | FastConfig = False,
         backend: str = "torch",
+        denoise: bool | float | DenoiseConfig = False,
     ) -> None:
         self.device = resolve_device(device)
+        self.denoise = _denoise_config(denoise)
         self.strength = _check_strength(strength)
         self.tile = _check_tile(tile)
         self.fast: FastConfig | None = FastConfig() if fast is True else (fast or None)
@@ -168,6 +189,7 @@ class Enhancer:
         source = self.weights if self.weights is not None else "<model>"
         extras = f", tile={self.tile}" if self.tile is not None else ""
         extras += f", fast={self.fast}" if self.fast is not None else ""
+        extras += f", denoise={self.denoise}" if self.denoise is not None else ""
         return (
             f"Enhancer(weights={source}, device={self.device}, strength={self.strength}, "
             f"backend={self.backend_name!r}{extras})"
@@ -229,6 +251,8 @@ class Enhancer:
                 return x.clamp(-1.0, 1.0).to(image.device)
             # In place: a 12-megapixel image holds one extra full-size buffer, not three.
             result = self._run(x).mul_(value).add_(x).clamp_(-1.0, 1.0)
+            if self.denoise is not None:
+                result = attention_denoise(result, x, self.denoise)
             return result.to(image.device)
 
     @overload

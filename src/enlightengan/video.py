@@ -268,4 +268,10 @@ def _enhance_frame(
     with torch.inference_mode():
         image = _to_tensor(rgb)
         latent = smoother(enhancer.latent(image))
-        return _to_rgb(image + enhancer.strength * latent)
+        output = image + enhancer.strength * latent
+        denoise = getattr(enhancer, "denoise", None)  # an Enhancer's attention-guided denoising
+        if denoise is not None:
+            from .denoise import attention_denoise
+
+            output = attention_denoise(output.clamp(-1.0, 1.0), image, denoise)
+        return _to_rgb(output)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._args import natural_key
+from ._args import natural_key, strength
 
 if TYPE_CHECKING:
     import numpy as np
@@ -103,6 +103,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", metavar="FILE", type=Path, help="write per-image scores and means as JSON")
     p.add_argument("--montage", metavar="FILE.png", type=Path, help="save input | output | reference strips")
     p.add_argument("--save", metavar="DIR", type=Path, help="also save the enhanced images (PNG) here")
+    p.add_argument(
+        "--denoise",
+        type=strength,
+        nargs="?",
+        const=7.0,
+        default=0.0,
+        metavar="H",
+        help="with --weights or the default model: attention-guided denoising of strength H (default 7)",
+    )
     p.add_argument("--device", help="device for --weights, e.g. cpu, cuda, cuda:1 (default: automatic)")
 
 
@@ -185,8 +194,9 @@ def _enhancer(args: argparse.Namespace) -> tuple[Callable[[Image.Image], Image.I
     from ..inference import Enhancer
 
     # weights None: Enhancer resolves $ENLIGHTENGAN_WEIGHTS, then the packaged default model.
-    enhancer = Enhancer(args.weights, device=args.device or "auto")
-    return enhancer.enhance, f"weights {enhancer.weights}"
+    enhancer = Enhancer(args.weights, device=args.device or "auto", denoise=args.denoise)
+    extra = f", denoise {args.denoise:g}" if args.denoise else ""
+    return enhancer.enhance, f"weights {enhancer.weights}{extra}"
 
 
 def _enhance_one(
@@ -303,6 +313,8 @@ def _check_args(args: argparse.Namespace) -> str | None:
         return "give --pred DIR (images to score) or --low DIR (images to enhance, then score)"
     if args.pred is not None and args.save is not None:
         return "--save stores enhanced images; with --pred nothing is enhanced"
+    if args.denoise and (args.pred is not None or args.baseline is not None):
+        return "--denoise applies to a model's output (--weights or the default), not to --pred/--baseline"
     if args.montage is not None and args.montage.suffix.lower() != ".png":
         return f"--montage writes a PNG file; give a name ending in .png (got {args.montage})"
     return None
