@@ -392,15 +392,18 @@ def _quantise(y: Any) -> Any:
     return torch.round((y.clamp(-1, 1) + 1) * 127.5)
 
 
-def psnr_section(limit: int | None, scales: tuple[float, ...]) -> tuple[dict[str, Any], str]:
+def psnr_section(
+    limit: int | None, scales: tuple[float, ...], weights: Path | None = None
+) -> tuple[dict[str, Any], str]:
     import numpy as np
     import torch
     from PIL import Image
 
     from enlightengan.fast import FastConfig
     from enlightengan.inference import Enhancer
+    from enlightengan.models.checkpoint import load_generator
 
-    model = _model()
+    model = load_generator(weights) if weights is not None else _model()
     exact = Enhancer(model=model, device="cpu")
     fast = {scale: Enhancer(model=model, device="cpu", fast=FastConfig(scale=scale)) for scale in scales}
     rows: dict[str, Any] = {}
@@ -418,7 +421,8 @@ def psnr_section(limit: int | None, scales: tuple[float, ...]) -> tuple[dict[str
                 row[f"psnr_db@{scale:g}"] = 10 * np.log10(255**2 / mse) if mse > 0 else float("inf")
             rows[f"{folder}/{path.name}"] = row
             print(f"  {folder}/{path.name}: {row}", flush=True)
-    lines = []
+    source = f"`{weights}`" if weights is not None else "the fixture's random released-layout weights"
+    lines = [f"Generator: {source}.", ""]
     for scale in scales:
         values = np.array([r[f"psnr_db@{scale:g}"] for r in rows.values()])
         lines.append(
@@ -518,6 +522,12 @@ def main() -> None:
         help="seconds to wait for an idle machine before each measurement (default: 120)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write all numbers to this file")
+    parser.add_argument(
+        "--psnr-weights",
+        type=Path,
+        default=None,
+        help="generator for the fast-mode PSNR section (default: the fixture's random weights)",
+    )
     parser.add_argument("--no-write", action="store_true", help="do not update benchmarks/RESULTS.md")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -572,7 +582,7 @@ def main() -> None:
         written.append(("levers", "Levers of the exact path (1 MP)", body))
     if "psnr" in sections and SHARED.is_dir():
         print("fast-mode PSNR:", flush=True)
-        rows, table = psnr_section(8 if args.quick else None, (2.0, 2.25, 2.5))
+        rows, table = psnr_section(8 if args.quick else None, (2.0, 2.25, 2.5), args.psnr_weights)
         report["psnr"] = rows
         written.append(("psnr", "Fast mode against the exact output (PSNR, 8-bit)", f"{header}\n\n{table}"))
     if "tiling" in sections and SHARED.is_dir():

@@ -87,6 +87,22 @@ def test_own_format_round_trip(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.part*"))
 
 
+def test_half_precision_storage(tmp_path: Path) -> None:
+    model = _randomised(width=8)
+    full = save_generator(model, tmp_path / "g32.safetensors")
+    half = save_generator(model, tmp_path / "g16.safetensors", dtype=torch.float16)
+    assert half.stat().st_size < 0.55 * full.stat().st_size
+    loaded = load_generator(half)
+    for key, value in model.state_dict().items():
+        if not key.endswith("num_batches_tracked"):
+            restored = loaded.state_dict()[key]
+            assert restored.dtype == torch.float32, key  # computes in float32 after loading
+            # the nearest float16: relative error at most 2**-11 (plus the subnormal step near 0)
+            assert torch.all((restored - value).abs() <= value.abs() * 2**-11 + 2**-24), key
+    with pytest.raises(ValueError, match="float32 or float16"):
+        save_generator(model, tmp_path / "g.safetensors", dtype=torch.bfloat16)
+
+
 def test_convert_strips_prefix_and_checks_everything() -> None:
     model = _randomised()
     state, config = convert_legacy_state_dict(_released_layout(model))

@@ -278,6 +278,7 @@ def save_generator(
     model: EnlightenGenerator,
     path: str | os.PathLike[str],
     metadata: Mapping[str, str] | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> Path:
     """Write ``model`` in the project's own format (safetensors + architecture), atomically.
 
@@ -285,15 +286,19 @@ def save_generator(
         model: the generator (a DDP/compiled wrapper's ``.module`` must be passed unwrapped).
         path: destination, conventionally ``*.safetensors``.
         metadata: extra string metadata (training step, data, ...) stored in the header.
+        dtype: storage type of the tensors: ``torch.float32`` (default) or ``torch.float16`` (half the
+            size; loading casts back to float32, so the model still computes in float32).
 
     Returns:
         The path written.
     """
     from safetensors.torch import save_file
 
+    if dtype not in (torch.float32, torch.float16):
+        raise ValueError(f"save_generator stores float32 or float16 tensors, not {dtype}")
     path = Path(path)
     state = {
-        k: v.detach().to("cpu", torch.float32).contiguous()
+        k: v.detach().to("cpu", dtype).contiguous()
         for k, v in model.state_dict().items()
         if not k.endswith("num_batches_tracked")
     }
