@@ -188,3 +188,33 @@ def test_safetensors_metadata_must_agree(tmp_path: Path) -> None:
     save_file(state, str(path), metadata={"format": "enlightengan.generator", "config": '{"base_width": 8}'})
     with pytest.raises(CheckpointError, match="metadata says"):
         load_generator(path)
+
+
+def test_export_to_safetensors_from_a_released_style_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from enlightengan.cli import main
+    from enlightengan.weights import sha256_of
+
+    model = _randomised(width=8)
+    legacy = tmp_path / "200_net_G_A.pth"
+    torch.save(_released_layout(model), legacy, _use_new_zipfile_serialization=False)
+    full, half = tmp_path / "g32.safetensors", tmp_path / "g16.safetensors"
+    assert main(["export", "--weights", str(legacy), "--safetensors", str(full)]) == 0
+    _same_outputs(model, load_generator(full))
+    assert main(["export", "--weights", str(legacy), "--safetensors", str(half), "--half"]) == 0
+    assert f"sha256 {sha256_of(half)}" in capsys.readouterr().err
+    assert read_generator_file(half)[2]["source"] == "200_net_G_A.pth"
+    x = torch.rand(1, 3, 40, 56) * 2 - 1
+    with torch.no_grad():
+        difference = (load_generator(half)(x).output - model(x).output).abs().max().item()
+    assert 0 < difference < 2 / 255  # float16 storage: within one 8-bit grey level
+    for argv, message in [
+        ([], "--onnx OUT.onnx and/or --safetensors"),
+        (["--onnx", str(tmp_path / "g.onnx"), "--half"], "--half applies to --safetensors"),
+        (["--safetensors", str(tmp_path / "x.safetensors"), "--verify"], "give --onnx too"),
+        (["--safetensors", str(tmp_path / "no" / "x.safetensors")], "does not exist"),
+    ]:
+        assert main(["export", "--weights", str(legacy), *argv]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.safetensors").exists()

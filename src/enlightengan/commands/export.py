@@ -1,4 +1,4 @@
-"""``enlightengan export``: write the generator as an ONNX graph that runs anywhere ONNX runs."""
+"""``enlightengan export``: write the generator as an ONNX graph, or in the project's safetensors format."""
 
 from __future__ import annotations
 
@@ -17,6 +17,10 @@ examples:
   # check it against PyTorch on a random 157x203 image as well (needs onnxruntime):
   enlightengan export --weights run/generator.safetensors --onnx g.onnx --verify
 
+  # the project's own format (weights + architecture, no pickle), e.g. from a training checkpoint, in
+  # float16 (half the size; computed in float32 after loading):
+  enlightengan export --weights run/checkpoints/best.pt --safetensors g.safetensors --half
+
 the graph: input "input", RGB in [0, 1], N x 3 x H x W float32, any N, H and W (each side at least 9
 pixels); output "output", the enhanced RGB in [0, 1] (clipped), same shape. The attention map, the
 reflection padding to multiples of 16 and the crop back are inside the graph, so a caller only scales
@@ -34,7 +38,8 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "export",
         help="export the generator to ONNX (dynamic size, attention and padding inside the graph)",
-        description="Export an EnlightenGAN generator (Jiang et al., IEEE TIP 2021) to ONNX.",
+        description="Export an EnlightenGAN generator (Jiang et al., IEEE TIP 2021) to ONNX or to the "
+        "project's safetensors format.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -44,7 +49,14 @@ def register(subparsers: Any) -> None:
         help="generator weights (released 200_net_G_A.pth, a state dict, or .safetensors); "
         "default: $ENLIGHTENGAN_WEIGHTS, else the bundled model",
     )
-    p.add_argument("--onnx", required=True, type=Path, metavar="OUT.onnx", help="where to write the graph")
+    p.add_argument("--onnx", type=Path, metavar="OUT.onnx", help="where to write the ONNX graph")
+    p.add_argument(
+        "--safetensors",
+        type=Path,
+        metavar="OUT.safetensors",
+        help="where to write the weights in the project's format (loads with --weights anywhere)",
+    )
+    p.add_argument("--half", action="store_true", help="--safetensors: store float16 tensors (half the size)")
     p.add_argument(
         "--opset", type=int, default=None, metavar="N", help="ONNX opset (default: 18, the lowest that works)"
     )
@@ -71,23 +83,47 @@ def _verify(model: Any, path: Path) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..export import DEFAULT_OPSET, OptionalDependencyError, export_onnx
-    from ..models.checkpoint import load_generator
-    from ..weights import resolve_weights
+    import torch
 
-    target: Path = args.onnx.expanduser()
+    from ..export import DEFAULT_OPSET, OptionalDependencyError, export_onnx
+    from ..models.checkpoint import load_generator, save_generator
+    from ..weights import resolve_weights, sha256_of
+
+    if args.onnx is None and args.safetensors is None:
+        print("error: give --onnx OUT.onnx and/or --safetensors OUT.safetensors", file=sys.stderr)
+        return 2
+    if args.half and args.safetensors is None:
+        print("error: --half applies to --safetensors", file=sys.stderr)
+        return 2
+    if args.verify and args.onnx is None:
+        print("error: --verify checks the ONNX graph: give --onnx too", file=sys.stderr)
+        return 2
+    targets = [t.expanduser() for t in (args.onnx, args.safetensors) if t is not None]
     try:
-        model = load_generator(resolve_weights(args.weights))
-        if not target.parent.is_dir():
-            raise ValueError(f"the folder {target.parent} does not exist: create it first")
-        export_onnx(model, target, opset=args.opset or DEFAULT_OPSET)
+        source = resolve_weights(args.weights)
+        model = load_generator(source)
+        for folder in {t.parent for t in targets}:
+            if not folder.is_dir():
+                raise ValueError(f"the folder {folder} does not exist: create it first")
+        if args.safetensors is not None:
+            target = args.safetensors.expanduser()
+            dtype = torch.float16 if args.half else torch.float32
+            save_generator(model, target, metadata={"source": source.name}, dtype=dtype)
+            print(
+                f"wrote {target} ({target.stat().st_size:,} bytes, {str(dtype).removeprefix('torch.')}); "
+                f"sha256 {sha256_of(target)}",
+                file=sys.stderr,
+            )
+        if args.onnx is not None:
+            target = args.onnx.expanduser()
+            export_onnx(model, target, opset=args.opset or DEFAULT_OPSET)
+            print(f"wrote {target} ({target.stat().st_size:,} bytes); onnx.checker: ok", file=sys.stderr)
     except (OptionalDependencyError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {target} ({target.stat().st_size:,} bytes); onnx.checker: ok", file=sys.stderr)
     if args.verify:
         try:
-            difference = _verify(model, target)
+            difference = _verify(model, args.onnx.expanduser())
         except OptionalDependencyError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
