@@ -13,8 +13,7 @@ practically off in well-lit regions (``A = 0.2`` -> weight 0.04 with the default
 keeps their texture. NL-means works on 8-bit images; the correction is computed at 8-bit precision and
 added to the full-precision output, so 16-bit images stay 16-bit.
 
-Needs the ``denoise`` extra (``pip install "enlightengan[denoise]"``, which brings
-``opencv-python-headless``).
+Uses OpenCV (``opencv-python-headless``, a dependency of the package).
 """
 
 from __future__ import annotations
@@ -66,7 +65,7 @@ def require_opencv() -> Any:
         import cv2
     except ImportError as exc:
         raise ImportError(
-            'denoising needs OpenCV: pip install "enlightengan[denoise]" (opencv-python-headless)'
+            "denoising needs OpenCV, a dependency of enlightengan: pip install opencv-python-headless"
         ) from exc
     return cv2
 

@@ -138,7 +138,7 @@ class Enhancer:
             (CPU only; needs ``onnx`` and ``onnxruntime``) or ``"eager"`` (the module as it is).
         denoise: ``True``, a filter strength, or a :class:`~enlightengan.denoise.DenoiseConfig`:
             attention-guided non-local means after enhancement, strong where the input was dark and
-            off where it was bright (needs the ``denoise`` extra). ``False`` (default) is the
+            off where it was bright (OpenCV's NL-means). ``False`` (default) is the
             published model's output.
 
     The generator's weights are copied into the backend when the enhancer is built: later changes

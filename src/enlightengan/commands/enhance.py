@@ -230,7 +230,7 @@ def register(subparsers: Any) -> None:
         metavar="H",
         help="attention-guided denoising after enhancement: non-local means of strength H (default 7 "
         "when given without H; 3 light, 10 strong), applied where the photo was dark and not where it "
-        "was bright (needs the denoise extra: opencv-python-headless)",
+        "was bright",
     )
     p.add_argument(
         "--smoothing",
