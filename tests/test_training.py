@@ -132,6 +132,48 @@ def test_existing_run_needs_resume(tiny_data: tuple[Path, Path], tmp_path: Path)
         Trainer(changed, tmp_path / "run", resume=True, progress=False)
 
 
+def test_init_from_fine_tunes_trained_networks(tiny_data: tuple[Path, Path], tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    Trainer(_tiny_config(*tiny_data, **{"optim.max_steps": 2}), source, progress=False).fit()
+    trained = load_state(list_checkpoints(source)[-1][1])
+
+    # from a run folder: its latest checkpoint, all three networks; a new run with its own settings
+    config = _tiny_config(*tiny_data, **{"model.init_from": str(source), "optim.lr": 5e-5})
+    tuned = Trainer(config, tmp_path / "tuned", progress=False)
+    for name, net in (
+        ("generator", tuned.generator),
+        ("d_global", tuned.d_global),
+        ("d_local", tuned.d_local),
+    ):
+        for key, value in net.state_dict().items():
+            assert torch.equal(value, trained[name][key]), f"{name}.{key}"
+    assert tuned.step == 0
+    assert tuned.config.model.init_from == str(list_checkpoints(source)[-1][1])  # recorded as the file
+
+    # from a generator file: the generator only, the discriminators fresh
+    gen_only = _tiny_config(*tiny_data, **{"model.init_from": str(source / "generator.safetensors")})
+    tuned = Trainer(gen_only, tmp_path / "gen-only", progress=False)
+    for key, value in tuned.generator.state_dict().items():
+        if not key.endswith("num_batches_tracked"):  # not stored in generator files (momentum is fixed)
+            assert torch.equal(value, trained["generator"][key]), key
+    assert not torch.equal(
+        tuned.d_global.state_dict()["model.0.weight"], trained["d_global"]["model.0.weight"]
+    )
+
+    wider = _tiny_config(*tiny_data, **{"model.init_from": str(source), "model.width": 8})
+    with pytest.raises(ValueError, match="does not fit this run's networks"):
+        Trainer(wider, tmp_path / "wider", progress=False)
+    wider_file = _tiny_config(
+        *tiny_data, **{"model.init_from": str(source / "generator.safetensors"), "model.width": 8}
+    )
+    with pytest.raises(ValueError, match="generator of width 4"):
+        Trainer(wider_file, tmp_path / "wider2", progress=False)
+    with pytest.raises(FileNotFoundError, match="no checkpoints"):
+        Trainer(
+            _tiny_config(*tiny_data, **{"model.init_from": str(tmp_path)}), tmp_path / "x", progress=False
+        )
+
+
 def test_divergence_stops_and_keeps_last_checkpoint(
     tiny_data: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -75,6 +75,11 @@ class ModelConfig:
     d_width: int = 64
     global_layers: int = 5
     local_layers: int = 4
+    #: start from trained networks instead of random ones (fine-tuning): a training checkpoint
+    #: (``step_*.pt``, ``best.pt``: generator and both discriminators) or a run folder (its latest
+    #: checkpoint), or a generator file (released ``.pth`` or ``.safetensors``: the generator only).
+    #: Optimisers and the schedule start afresh.
+    init_from: str | None = None
 
 
 @dataclass

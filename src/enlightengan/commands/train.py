@@ -50,6 +50,7 @@ _FLAGS = {
     "workers": "data.num_workers",
     "val_low": "data.val_low",
     "val_ref": "data.val_ref",
+    "init_from": "model.init_from",
 }
 
 
@@ -72,6 +73,11 @@ def register(subparsers: Any) -> None:
     data.add_argument("--val-ref", metavar="DIR", help="references for --val-low (same names): best = PSNR")
     p.add_argument("--out", metavar="RUN_DIR", help="run folder (checkpoints, logs, previews, generator)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    p.add_argument(
+        "--init-from",
+        metavar="PATH",
+        help="fine-tune: start from a training checkpoint or run folder (G and both Ds) or a generator file",
+    )
     p.add_argument("--config", metavar="FILE", help="YAML config, or a built-in name: paper, cpu-small")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="override any config key")
     o = p.add_argument_group("common overrides")

@@ -118,6 +118,8 @@ class Trainer:
         )
         for net in (self.generator, self.d_global, self.d_local):
             net.apply(init_weights)
+        if config.model.init_from is not None and not resume:
+            self._init_from(Path(config.model.init_from))
         feature_loss = self._feature_loss()
 
         fmt = torch.channels_last if config.run.channels_last else torch.contiguous_format
@@ -262,6 +264,39 @@ class Trainer:
             "config": config_to_dict(self.config),
             "versions": ckpt.versions(),
         }
+
+    def _init_from(self, source: Path) -> None:
+        """Copy trained weights into the fresh networks (``model.init_from``); strict keys and shapes."""
+        if source.is_dir():
+            latest = ckpt.find_latest(source)
+            if latest is None:
+                raise FileNotFoundError(f"model.init_from: no checkpoints in {source / ckpt.CHECKPOINT_DIR}")
+            source = latest
+        if not source.is_file():
+            raise FileNotFoundError(f"model.init_from: {source} does not exist")
+        try:
+            state = ckpt.load_state(source)
+        except ValueError:
+            state = None  # not a training checkpoint: a generator file
+        try:
+            if state is None:
+                from ..models.checkpoint import load_generator
+
+                loaded = load_generator(source)
+                if loaded.config.base_width != self.config.model.width:
+                    raise ValueError(
+                        f"it holds a generator of width {loaded.config.base_width}, "
+                        f"the run's model.width is {self.config.model.width}"
+                    )
+                self.generator.load_state_dict(loaded.state_dict())
+            else:
+                self.generator.load_state_dict(state["generator"])
+                self.d_global.load_state_dict(state["d_global"])
+                self.d_local.load_state_dict(state["d_local"])
+        except (RuntimeError, ValueError) as exc:
+            raise ValueError(f"model.init_from: {source} does not fit this run's networks: {exc}") from exc
+        self.config.model.init_from = str(source)  # the file itself, recorded in config.yaml
+        log.info("networks initialised from %s", source)
 
     def _load_latest(self) -> None:
         latest = ckpt.find_latest(self.run_dir)
