@@ -21,6 +21,9 @@ examples:
   # float16 (half the size; computed in float32 after loading):
   enlightengan export --weights run/checkpoints/best.pt --safetensors g.safetensors --half
 
+  # the same with BatchNorm statistics re-estimated on whole low-light photos (precise BN):
+  enlightengan export --weights run/checkpoints/best.pt --safetensors g.safetensors --recalibrate-bn data/low
+
 the graph: input "input", RGB in [0, 1], N x 3 x H x W float32, any N, H and W (each side at least 9
 pixels); output "output", the enhanced RGB in [0, 1] (clipped), same shape. The attention map, the
 reflection padding to multiples of 16 and the crop back are inside the graph, so a caller only scales
@@ -58,6 +61,20 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--half", action="store_true", help="--safetensors: store float16 tensors (half the size)")
     p.add_argument(
+        "--recalibrate-bn",
+        type=Path,
+        metavar="DIR",
+        help="recompute the BatchNorm running statistics on the whole images in DIR (e.g. the low-light "
+        "training photos) before writing: precise BN, fixes casts of small-batch training",
+    )
+    p.add_argument(
+        "--recalibrate-max",
+        type=int,
+        default=200,
+        metavar="N",
+        help="use at most N images of --recalibrate-bn DIR (default 200, sorted by path)",
+    )
+    p.add_argument(
         "--opset", type=int, default=None, metavar="N", help="ONNX opset (default: 18, the lowest that works)"
     )
     p.add_argument(
@@ -82,6 +99,32 @@ def _verify(model: Any, path: Path) -> float:
     return float((torch.from_numpy(result) * 2 - 1 - expected).abs().max())
 
 
+def _recalibrate(model: Any, folder: Path, limit: int) -> int:
+    """Precise BN on up to ``limit`` readable images of ``folder``; unreadable ones are skipped."""
+    from ..data.folders import DataError, list_images
+    from ..data.unpaired import load_rgb
+    from ..image_io import to_tensor
+    from ..training.batchnorm import recalibrate_batchnorm
+
+    if limit < 1:
+        raise ValueError(f"--recalibrate-max must be >= 1, got {limit}")
+    try:
+        files = list_images(folder)[:limit]
+    except DataError as exc:
+        raise ValueError(f"--recalibrate-bn: {exc}") from exc
+
+    def images() -> Any:
+        for path in files:
+            try:
+                rgb = load_rgb(path)
+            except (OSError, ValueError) as exc:
+                print(f"warning: --recalibrate-bn: skipped {path} ({exc})", file=sys.stderr)
+                continue
+            yield to_tensor(rgb)
+
+    return recalibrate_batchnorm(model, images())
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -102,13 +145,18 @@ def run(args: argparse.Namespace) -> int:
     try:
         source = resolve_weights(args.weights)
         model = load_generator(source)
+        metadata = {"source": source.name}
+        if args.recalibrate_bn is not None:
+            used = _recalibrate(model, args.recalibrate_bn, args.recalibrate_max)
+            metadata["batchnorm"] = f"recalibrated on {used} images of {args.recalibrate_bn.name}"
+            print(f"BatchNorm statistics recalibrated on {used} images", file=sys.stderr)
         for folder in {t.parent for t in targets}:
             if not folder.is_dir():
                 raise ValueError(f"the folder {folder} does not exist: create it first")
         if args.safetensors is not None:
             target = args.safetensors.expanduser()
             dtype = torch.float16 if args.half else torch.float32
-            save_generator(model, target, metadata={"source": source.name}, dtype=dtype)
+            save_generator(model, target, metadata=metadata, dtype=dtype)
             print(
                 f"wrote {target} ({target.stat().st_size:,} bytes, {str(dtype).removeprefix('torch.')}); "
                 f"sha256 {sha256_of(target)}",

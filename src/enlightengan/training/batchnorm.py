@@ -1,0 +1,69 @@
+"""Precise BatchNorm statistics: recompute a trained generator's running means and variances.
+
+BatchNorm layers normalise with batch statistics while training and with running averages (momentum
+0.1 over the last few dozen training batches) at inference. When training batches are small crops of
+randomly darkened images (a CPU recipe: batch 4 of 96 px crops), those running averages can be far
+from the statistics of whole photos, and an eval-mode generator then produces colour casts that the
+train-mode one does not. Re-estimating the statistics on whole representative images after training,
+with all weights frozen, fixes this without changing what was learnt ("precise BN", Wu and Johnson,
+*Rethinking "Batch" in BatchNorm*, 2021). Only the ``running_mean`` / ``running_var`` buffers change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["recalibrate_batchnorm"]
+
+
+def recalibrate_batchnorm(model: nn.Module, images: Iterable[Tensor]) -> int:
+    """Replace every BatchNorm layer's running statistics by their average over ``images``.
+
+    Each image is one forward pass in training mode under ``torch.no_grad()``; each BatchNorm layer's
+    ``running_mean`` becomes the mean over images of the per-image channel means, and ``running_var``
+    the mean of the per-image (unbiased) channel variances: PyTorch's cumulative average
+    (``momentum=None``). Weights are not touched. The model's mode and the layers' momenta are
+    restored afterwards.
+
+    Args:
+        model: a generator (any module holding ``nn.BatchNorm2d`` layers), on its device.
+        images: ``1 x 3 x H x W`` (or ``N x 3 x H x W``) RGB tensors in ``[-1, 1]``; they are moved to
+            the model's device.
+
+    Returns:
+        How many forward passes were used.
+
+    Raises:
+        ValueError: ``images`` is empty (the statistics would be left reset).
+    """
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    was_training = model.training
+    momenta = [layer.momentum for layer in layers]
+    saved = [(layer.running_mean.clone(), layer.running_var.clone()) for layer in layers]  # type: ignore[union-attr]
+    device = next(model.parameters()).device
+    count = 0
+    try:
+        for layer in layers:
+            layer.reset_running_stats()
+            layer.momentum = None  # cumulative average over all batches
+        model.train()
+        with torch.no_grad():
+            for image in images:
+                model(image.to(device, torch.float32))
+                count += 1
+        if count == 0:
+            raise ValueError("recalibrate_batchnorm needs at least one image")
+    except BaseException:
+        with torch.no_grad():
+            for layer, (mean, var) in zip(layers, saved, strict=True):
+                layer.running_mean.copy_(mean)  # type: ignore[union-attr]
+                layer.running_var.copy_(var)  # type: ignore[union-attr]
+        raise
+    finally:
+        for layer, momentum in zip(layers, momenta, strict=True):
+            layer.momentum = momentum
+        model.train(was_training)
+    return count
