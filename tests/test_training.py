@@ -174,6 +174,39 @@ def test_init_from_fine_tunes_trained_networks(tiny_data: tuple[Path, Path], tmp
         )
 
 
+def test_bn_recalibration_for_validation_and_exports(tiny_data: tuple[Path, Path], tmp_path: Path) -> None:
+    from enlightengan.data.unpaired import load_rgb
+    from enlightengan.image_io import to_tensor
+    from enlightengan.models.checkpoint import read_generator_file
+    from enlightengan.training.batchnorm import recalibrate_batchnorm
+
+    config = _tiny_config(
+        *tiny_data,
+        **{
+            "optim.max_steps": 2,
+            "run.bn_recalibration": 3,
+            "data.val_low": str(_write_images(tmp_path / "val", 2, False, size=100)),
+            "run.val_every": 2,
+        },
+    )
+    run_dir = tmp_path / "run"
+    trainer = Trainer(config, run_dir, progress=False)
+    trainer.fit()
+    state = load_state(list_checkpoints(run_dir)[-1][1])
+    expected = EnlightenGenerator(GeneratorConfig(base_width=4))
+    expected.load_state_dict(state["generator"])  # the training state keeps its own statistics
+    recalibrate_batchnorm(expected, [to_tensor(load_rgb(p)) for p in trainer.dataset.low_files[:3]])
+    for name in ("generator.safetensors", "generator-best.safetensors"):
+        exported, _, meta = read_generator_file(run_dir / name)
+        assert meta["batchnorm"] == "recalibrated on 3 training images"
+        for key, value in expected.state_dict().items():
+            if "running" in key:
+                torch.testing.assert_close(exported[key], value, rtol=1e-5, atol=1e-6)
+                assert not torch.equal(value, state["generator"][key]), key
+            elif not key.endswith("num_batches_tracked"):
+                assert torch.equal(exported[key], value), key
+
+
 def test_divergence_stops_and_keeps_last_checkpoint(
     tiny_data: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

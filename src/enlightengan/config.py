@@ -137,6 +137,10 @@ class RunConfig:
     val_every: int = 0
     #: checkpoints kept besides the best one
     keep_last: int = 3
+    #: re-estimate the generator's BatchNorm statistics on this many whole low-light training images
+    #: (precise BN, :mod:`enlightengan.training.batchnorm`) for validation and for the exported
+    #: generator files; the training state keeps its own. 0 = off, as in the paper.
+    bn_recalibration: int = 0
 
 
 @dataclass
@@ -169,6 +173,7 @@ class TrainConfig:
             (self.optim.max_steps is None or self.optim.max_steps >= 1, "optim.max_steps must be >= 1"),
             (self.run.save_every >= 1 and self.run.log_every >= 1, "run.save_every/log_every must be >= 1"),
             (self.run.keep_last >= 1, "run.keep_last must be >= 1"),
+            (self.run.bn_recalibration >= 0, "run.bn_recalibration must be >= 0"),
         ]
         for ok, message in checks:
             if not ok:

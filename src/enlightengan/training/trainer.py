@@ -180,6 +180,7 @@ class Trainer:
         self._preview_batch: Batch | None = None
         self._best_pending = False
         self._last_saved_step = -1
+        self._recalibrated: tuple[int, EnlightenGenerator] | None = None
 
         if resume:
             self._load_latest()
@@ -336,13 +337,37 @@ class Trainer:
         if not self.env.is_main:
             return None
         path = ckpt.save_state(self.state_dict(), self.run_dir, self.step)
-        save_generator(
-            self.generator,
-            self.run_dir / "generator.safetensors",
-            metadata={"step": str(self.step), "feature_net": self.config.loss.feature_net},
-        )
+        save_generator(self.inference_generator(), self.run_dir / "generator.safetensors", self._metadata())
         ckpt.prune(self.run_dir, self.config.run.keep_last)
         return path
+
+    def _metadata(self) -> dict[str, str]:
+        meta = {"step": str(self.step), "feature_net": self.config.loss.feature_net}
+        if self.config.run.bn_recalibration:
+            meta["batchnorm"] = f"recalibrated on {self.config.run.bn_recalibration} training images"
+        return meta
+
+    def inference_generator(self) -> EnlightenGenerator:
+        """The generator as validated and exported: with ``run.bn_recalibration``, a copy whose
+        BatchNorm statistics are re-estimated on whole low-light training images (cached per step)."""
+        count = self.config.run.bn_recalibration
+        if count == 0:
+            return self.generator
+        if self._recalibrated is not None and self._recalibrated[0] == self.step:
+            return self._recalibrated[1]
+        from ..data.unpaired import load_rgb
+        from ..image_io import to_tensor
+        from .batchnorm import recalibrate_batchnorm
+
+        # a plain copy (in a distributed run self.generator's BatchNorm layers are cross-process ones,
+        # and only rank 0 runs this)
+        model = EnlightenGenerator(self.generator.config).to(self.device)
+        model.load_state_dict(self.generator.state_dict())
+        files = self.dataset.low_files[:count]
+        recalibrate_batchnorm(model, (to_tensor(load_rgb(path)) for path in files))
+        model.eval()
+        self._recalibrated = (self.step, model)
+        return model
 
     # ------------------------------------------------------------------ loop
     def _batches(self, epoch: int, start_step: int) -> Iterator[dict[str, Tensor]]:
@@ -476,7 +501,8 @@ class Trainer:
     def _validate(self, writer: Any) -> None:
         if not self.env.is_main:
             return
-        result = self.validator.evaluate(unwrap(self.objective.generator))
+        generator = self.inference_generator() if self.config.run.bn_recalibration else None
+        result = self.validator.evaluate(generator or unwrap(self.objective.generator))
         if writer is not None:
             for key, value in result.metrics.items():
                 writer.add_scalar(f"val/{key}", value, self.step)
@@ -489,6 +515,9 @@ class Trainer:
         self._last_saved_step = self.step
         if path is not None and self._best_pending:
             ckpt.save_best(path, self.run_dir)
+            save_generator(
+                self.inference_generator(), self.run_dir / "generator-best.safetensors", self._metadata()
+            )
             self._best_pending = False
 
     def _write_preview(self, writer: Any, epoch: int) -> None:
