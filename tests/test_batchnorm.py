@@ -10,9 +10,9 @@ from PIL import Image
 from torch import nn
 
 from enlightengan.cli import main
+from enlightengan.models.batchnorm import recalibrate_batchnorm
 from enlightengan.models.checkpoint import load_generator, read_generator_file, save_generator
 from enlightengan.models.generator import EnlightenGenerator, GeneratorConfig
-from enlightengan.training.batchnorm import recalibrate_batchnorm
 
 from .conftest import make_dark_rgb
 
@@ -98,3 +98,85 @@ def test_export_recalibrate_bn(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main([*argv[:-1], str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main([*argv, "--recalibrate-max", "0"]) == 2
+
+
+def _per_image_generator(width: int = 4) -> EnlightenGenerator:
+    torch.manual_seed(3)
+    model = EnlightenGenerator(GeneratorConfig(base_width=width, batchnorm="per-image"))
+    with torch.no_grad():  # running statistics far from any image's: per-image must not use them
+        for name, buf in model.named_buffers():
+            if name.endswith("running_mean"):
+                buf.fill_(3.0)
+    return model.eval()
+
+
+def test_per_image_enhancer_uses_each_images_own_statistics() -> None:
+    from enlightengan.inference import Enhancer
+
+    model = _per_image_generator()
+    images = [
+        torch.from_numpy(make_dark_rgb(48, 64, seed=s)).permute(2, 0, 1)[None].float() / 127.5 - 1
+        for s in (0, 5)
+    ]
+    got = Enhancer(model=model, device="cpu").enhance_tensor(torch.cat(images))
+    for i, x in enumerate(images):
+        with torch.no_grad():  # the original test code: training-mode BatchNorm, batch of one
+            expected = model.train()(x).output.clamp(-1, 1)
+        model.eval()
+        # eval mode divides by the unbiased variance, training mode by the biased one (n / (n - 1) with
+        # n = 12 pixels at the deepest level of this small image): close, not equal
+        difference = (got[i : i + 1] - expected).abs()
+        assert difference.mean() < 1 / 255 and difference.max() < 0.05
+    running = Enhancer(model=EnlightenGenerator(GeneratorConfig(base_width=4)), device="cpu")
+    running.model.load_state_dict(model.state_dict())
+    assert (running.enhance_tensor(images[0]) - got[0:1]).abs().max() > 0.1  # the mode matters
+
+
+def test_per_image_statistics_come_from_the_whole_image_not_each_tile() -> None:
+    """Tiles share the statistics measured on the whole image, so tiling keeps its exactness
+    (test_tiling.py) for per-image models too."""
+    from enlightengan.inference import Enhancer
+    from enlightengan.models.batchnorm import per_image_model
+
+    model = _per_image_generator()
+    x = torch.from_numpy(make_dark_rgb(260, 300)).permute(2, 0, 1)[None].float() / 127.5 - 1
+    measured = per_image_model(model, x)
+    fixed = EnlightenGenerator(GeneratorConfig(base_width=4))
+    fixed.load_state_dict(measured.state_dict())
+    tiled = Enhancer(model=model, device="cpu", tile=128).enhance_tensor(x)
+    torch.testing.assert_close(tiled, Enhancer(model=fixed.eval(), device="cpu", tile=128).enhance_tensor(x))
+    whole = Enhancer(model=model, device="cpu").enhance_tensor(x)
+    torch.testing.assert_close(whole, Enhancer(model=fixed, device="cpu").enhance_tensor(x))
+
+
+def test_per_image_statistics_of_large_images_come_from_a_shrunk_copy() -> None:
+    from enlightengan.models.batchnorm import per_image_model
+
+    model = _per_image_generator()
+    x = torch.rand(1, 3, 200, 300) * 2 - 1
+    measured = per_image_model(model, x, max_pixels=6_000)
+    small = torch.nn.functional.interpolate(
+        x, size=(63, 95), mode="bilinear", align_corners=False, antialias=True
+    )
+    expected = per_image_model(model, small)
+    for (key, a), b in zip(measured.state_dict().items(), expected.state_dict().values(), strict=True):
+        if "running" in key:
+            torch.testing.assert_close(a, b), key
+    assert model.state_dict()["bn1_1.running_mean"].eq(3.0).all()  # the original is untouched
+
+
+def test_per_image_is_recorded_in_the_file_and_refuses_onnxruntime(tmp_path: Path) -> None:
+    from enlightengan.inference import Enhancer
+
+    plain = save_generator(
+        EnlightenGenerator(GeneratorConfig(base_width=4)).eval(), tmp_path / "g.safetensors"
+    )
+    out = tmp_path / "pi.safetensors"
+    assert (
+        main(["export", "--weights", str(plain), "--safetensors", str(out), "--batchnorm", "per-image"]) == 0
+    )
+    assert load_generator(out).config == GeneratorConfig(base_width=4, batchnorm="per-image")
+    with pytest.raises(ValueError, match="onnxruntime backend does not support"):
+        Enhancer(out, device="cpu", backend="onnxruntime")
+    with pytest.raises(ValueError, match="batchnorm must be"):
+        GeneratorConfig(batchnorm="instance")

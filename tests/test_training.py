@@ -177,8 +177,8 @@ def test_init_from_fine_tunes_trained_networks(tiny_data: tuple[Path, Path], tmp
 def test_bn_recalibration_for_validation_and_exports(tiny_data: tuple[Path, Path], tmp_path: Path) -> None:
     from enlightengan.data.unpaired import load_rgb
     from enlightengan.image_io import to_tensor
+    from enlightengan.models.batchnorm import recalibrate_batchnorm
     from enlightengan.models.checkpoint import read_generator_file
-    from enlightengan.training.batchnorm import recalibrate_batchnorm
 
     config = _tiny_config(
         *tiny_data,

@@ -24,7 +24,7 @@ import math
 import os
 import threading
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, cast, overload
 
 import torch
 from numpy.typing import NDArray
@@ -35,6 +35,7 @@ from .backends import BACKENDS, Backend, make_backend
 from .denoise import DenoiseConfig, attention_denoise, require_opencv
 from .fast import FastConfig, fast_latent
 from .image_io import prepare
+from .models.batchnorm import per_image_model
 from .models.checkpoint import load_generator
 from .models.generator import MULTIPLE, EnlightenGenerator
 from .tiling import DEFAULT_MARGIN, DEFAULT_MEMORY_CAP, tiled_output
@@ -183,6 +184,13 @@ class Enhancer:
             self.weights = resolve_weights(weights)
             self.model = load_generator(self.weights, device=self.device)
         self.backend_name = backend
+        self.per_image_batchnorm = self.model.config.batchnorm == "per-image"
+        if self.per_image_batchnorm and backend == "onnxruntime":
+            raise ValueError(
+                "this generator normalises each image with its own BatchNorm statistics "
+                "(batchnorm='per-image'), which the onnxruntime backend does not support yet: "
+                "use --backend torch"
+            )
         self._backend: Backend = make_backend(backend, self.model)
 
     def __repr__(self) -> str:
@@ -207,12 +215,24 @@ class Enhancer:
 
         Any H and W: tiles when the image is large (exact), or the fast mode when enabled.
         """
+        if self.per_image_batchnorm:
+            # statistics of each image first (one pass at <= STATS_MAX_PIXELS), then the exact path
+            latents = []
+            for i in range(image.shape[0]):
+                one = image[i : i + 1]
+                measured = cast(EnlightenGenerator, per_image_model(self.model, one))
+                backend = make_backend(self.backend_name, measured)
+                latents.append(self._run_with(backend, one))
+            return latents[0] if len(latents) == 1 else torch.cat(latents)
+        return self._run_with(self._backend, image)
+
+    def _run_with(self, backend: Backend, image: Tensor) -> Tensor:
         width = self.model.config.base_width
         if self.fast is not None:
             return fast_latent(
-                self._backend, image, self.fast, tile=self.tile, budget=self._budget(), base_width=width
+                backend, image, self.fast, tile=self.tile, budget=self._budget(), base_width=width
             )
-        output = tiled_output(self._backend, image, tile=self.tile, budget=self._budget(), base_width=width)
+        output = tiled_output(backend, image, tile=self.tile, budget=self._budget(), base_width=width)
         return output.sub_(image)  # the residual, in the output's memory
 
     def latent(self, image: Tensor) -> Tensor:

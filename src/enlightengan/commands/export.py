@@ -21,6 +21,9 @@ examples:
   # float16 (half the size; computed in float32 after loading):
   enlightengan export --weights run/checkpoints/best.pt --safetensors g.safetensors --half
 
+  # a generator that normalises each photo with its own BatchNorm statistics (the bundled default):
+  enlightengan export --weights run/generator.safetensors --safetensors g.safetensors --batchnorm per-image
+
   # the same with BatchNorm statistics re-estimated on whole low-light photos (precise BN):
   enlightengan export --weights run/checkpoints/best.pt --safetensors g.safetensors --recalibrate-bn data/low
 
@@ -68,6 +71,12 @@ def register(subparsers: Any) -> None:
         "training photos) before writing: precise BN, fixes casts of small-batch training",
     )
     p.add_argument(
+        "--batchnorm",
+        choices=("running", "per-image"),
+        help="record which BatchNorm statistics the model uses at inference: its running averages, or "
+        "each image's own (what the original test code did; default: as in the weights file)",
+    )
+    p.add_argument(
         "--recalibrate-max",
         type=int,
         default=200,
@@ -104,7 +113,7 @@ def _recalibrate(model: Any, folder: Path, limit: int) -> int:
     from ..data.folders import DataError, list_images
     from ..data.unpaired import load_rgb
     from ..image_io import to_tensor
-    from ..training.batchnorm import recalibrate_batchnorm
+    from ..models.batchnorm import recalibrate_batchnorm
 
     if limit < 1:
         raise ValueError(f"--recalibrate-max must be >= 1, got {limit}")
@@ -146,6 +155,10 @@ def run(args: argparse.Namespace) -> int:
         source = resolve_weights(args.weights)
         model = load_generator(source)
         metadata = {"source": source.name}
+        if args.batchnorm is not None:
+            import dataclasses
+
+            model.config = dataclasses.replace(model.config, batchnorm=args.batchnorm)
         if args.recalibrate_bn is not None:
             used = _recalibrate(model, args.recalibrate_bn, args.recalibrate_max)
             metadata["batchnorm"] = f"recalibrated on {used} images of {args.recalibrate_bn.name}"

@@ -233,8 +233,9 @@ def read_generator_file(
                 declared = GeneratorConfig.from_dict(json.loads(metadata["config"]))
             except (ValueError, TypeError) as exc:
                 raise CheckpointError(f"{path}: unreadable architecture in its metadata ({exc})") from exc
-            if declared != config:
+            if declared.base_width != config.base_width:
                 raise CheckpointError(f"{path}: metadata says {declared}, but the weights are {config}")
+            config = declared  # the weights fix the width; the metadata adds how BatchNorm is used
         return state, config, metadata
 
     if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):

@@ -117,20 +117,29 @@ class GeneratorConfig:
     Attributes:
         base_width: channels of the first level; levels use 1, 2, 4, 8, 16 times this.
             32 is the published model; narrower widths (8, 16) give light variants.
+        batchnorm: which statistics BatchNorm uses at inference. ``"running"`` (default): the stored
+            running averages (eval mode; how the official fixture is defined). ``"per-image"``: each
+            image's own statistics, as the original test code did by never switching to eval mode;
+            :class:`enlightengan.Enhancer` measures them on the image (at most
+            ``STATS_MAX_PIXELS``, shrunk beyond) and then runs the usual exact, tiled path with them.
+            The module itself always computes as the mode it is in.
     """
 
     base_width: int = 32
+    batchnorm: str = "running"
 
     def __post_init__(self) -> None:
         if not isinstance(self.base_width, int) or self.base_width < 1:
             raise ValueError(f"base_width must be a positive integer, got {self.base_width!r}")
+        if self.batchnorm not in ("running", "per-image"):
+            raise ValueError(f"batchnorm must be 'running' or 'per-image', got {self.batchnorm!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GeneratorConfig:
-        unknown = set(data) - {"base_width"}
+        unknown = set(data) - {"base_width", "batchnorm"}
         if unknown:
             raise ValueError(f"unknown generator config keys: {sorted(unknown)}")
         return cls(**data)

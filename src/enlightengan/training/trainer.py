@@ -357,7 +357,7 @@ class Trainer:
             return self._recalibrated[1]
         from ..data.unpaired import load_rgb
         from ..image_io import to_tensor
-        from .batchnorm import recalibrate_batchnorm
+        from ..models.batchnorm import recalibrate_batchnorm
 
         # a plain copy (in a distributed run self.generator's BatchNorm layers are cross-process ones,
         # and only rank 0 runs this)

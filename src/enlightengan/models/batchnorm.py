@@ -16,7 +16,11 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
-__all__ = ["recalibrate_batchnorm"]
+__all__ = ["STATS_MAX_PIXELS", "per_image_model", "recalibrate_batchnorm"]
+
+#: Largest image (in pixels) whose BatchNorm statistics :func:`per_image_model` measures as it is;
+#: larger images are shrunk to this size first (statistics are averages: they change little).
+STATS_MAX_PIXELS = 1_000_000
 
 
 def recalibrate_batchnorm(model: nn.Module, images: Iterable[Tensor]) -> int:
@@ -67,3 +71,35 @@ def recalibrate_batchnorm(model: nn.Module, images: Iterable[Tensor]) -> int:
             layer.momentum = momentum
         model.train(was_training)
     return count
+
+
+def per_image_model(model: nn.Module, image: Tensor, max_pixels: int = STATS_MAX_PIXELS) -> nn.Module:
+    """A copy of ``model`` in eval mode whose BatchNorm statistics are those of ``image``.
+
+    What a generator with ``batchnorm="per-image"`` computes: the original EnlightenGAN test code never
+    switched to eval mode, so every image was normalised with its own statistics. Measuring them in
+    one pass and then running in eval mode keeps tiled inference of large images exact.
+
+    Args:
+        model: the generator (not modified).
+        image: ``1 x 3 x H x W`` RGB in ``[-1, 1]``.
+        max_pixels: images with more pixels are shrunk (antialiased bilinear) to about this many
+            before the statistics are measured, so memory stays bounded.
+
+    Returns:
+        The copy, on the model's device, in eval mode.
+    """
+    import copy
+
+    import torch.nn.functional as F
+
+    if image.ndim != 4 or image.shape[0] != 1:
+        raise ValueError(f"per_image_model takes one image, 1 x 3 x H x W, got {tuple(image.shape)}")
+    height, width = image.shape[-2:]
+    if height * width > max_pixels:
+        factor = (max_pixels / (height * width)) ** 0.5
+        size = (max(16, round(height * factor)), max(16, round(width * factor)))
+        image = F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
+    clone = copy.deepcopy(model)
+    recalibrate_batchnorm(clone, [image])
+    return clone.eval()
