@@ -27,12 +27,12 @@ DATASETS = REPO.parent / "shared" / "datasets"
 #: (folder, file, reference folder or None): chosen to cover indoor, outdoor, night, backlit scenes.
 PICKS = (
     ("dicm", "02.jpg", None),
-    ("dicm", "19.jpg", None),
-    ("dicm", "41.jpg", None),
+    ("dicm", "09.jpg", None),
+    ("dicm", "30.jpg", None),
     ("lime", "1.bmp", None),
     ("lime", "7.bmp", None),
     ("lol_eval15/low", "1.png", "lol_eval15/high"),
-    ("lol_eval15/low", "780.png", "lol_eval15/high"),
+    ("lol_eval15/low", "55.png", "lol_eval15/high"),
 )
 HEIGHT = 200
 

@@ -252,7 +252,7 @@ def test_weights_resolved_before_any_work(
     Image.fromarray(make_dark_rgb(8, 8)).save(tmp_path / "a.png")
     monkeypatch.setattr(weights_module, "WEIGHTS_DIR", tmp_path / "no_bundle")
     status, err = run(capsys, tmp_path / "a.png", "-o", tmp_path / "out")
-    assert status == 2 and "no default model is bundled" in err and "--weights" in err
+    assert status == 2 and "missing from this installation" in err and "--weights" in err
     assert not (tmp_path / "out").exists()
     bad = tmp_path / "bad.pth"
     bad.write_text("not weights")

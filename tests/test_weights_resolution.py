@@ -71,21 +71,23 @@ def test_missing_default_says_what_to_do(tmp_path: Path, monkeypatch: pytest.Mon
     with pytest.raises(NoDefaultWeightsError) as info:
         resolve_weights(None)
     message = str(info.value)
-    for needed in ("no default model is bundled", "--weights", ENV_VAR, "200_net_G_A.pth"):
+    for needed in ("is missing from this installation", "reinstall", "--weights", ENV_VAR, "200_net_G_A.pth"):
         assert needed in message
     assert isinstance(info.value, ValueError)
     with pytest.raises(NoDefaultWeightsError):
         Enhancer(device="cpu")
 
 
-def test_the_real_package_state() -> None:
-    # Today no default model ships; once one does, it must resolve and pass its checksum.
-    if bundled_path().is_file():
-        assert resolve_weights(None) == bundled_path()
-        assert DEFAULT_MODEL.sha256 == sha256_of(bundled_path())
-    else:
-        with pytest.raises(NoDefaultWeightsError):
-            resolve_weights(None)
+def test_the_bundled_default_model() -> None:
+    # the package ships its default model: it resolves, passes its checksum and loads as declared
+    assert bundled_path().is_file()
+    assert resolve_weights(None) == bundled_path()
+    assert DEFAULT_MODEL.sha256 == sha256_of(bundled_path())
+    assert bundled_path().stat().st_size < 5_000_000  # "a few MB at most"
+    from enlightengan.models.checkpoint import load_generator
+    from enlightengan.models.generator import GeneratorConfig
+
+    assert load_generator(bundled_path()).config == GeneratorConfig(base_width=16, batchnorm="per-image")
 
 
 def test_checksum_mismatch_is_an_error(bundle: Path) -> None:

@@ -4,9 +4,9 @@ The bundled default model is declared here as data (:data:`DEFAULT_MODEL`: file 
 input range), beside the file it describes, ``enlightengan/weights/enlightengan-default.safetensors``.
 The file is verified against its sha256 before first use.
 
-No default model is bundled yet (it is being trained on openly licensed data); until it is, pass the
-authors' released generator ``200_net_G_A.pth`` (Jiang et al., IEEE TIP 2021) or your own with
-``--weights`` or ``ENLIGHTENGAN_WEIGHTS``.
+The default model is EnlightenGAN's generator at base width 16, trained by this package on a 2-core
+CPU (recipe and scores: docs/MODEL_CARD.md), stored in float16 (4.3 MB), normalising each image with
+its own BatchNorm statistics.
 """
 
 from __future__ import annotations
@@ -57,10 +57,11 @@ class WeightsInfo:
 #: The default model shipped with the package. ``sha256`` is filled in when the file is added.
 DEFAULT_MODEL = WeightsInfo(
     file_name="enlightengan-default.safetensors",
-    sha256=None,
-    licence="to be declared with the file (weights trained by this project on openly licensed photos)",
+    sha256="ade075072eda66c29bac661e185213e2eade42714147cecb232938316f5a8381",
+    licence="research and non-commercial use, as its training data (LOL-v1, BSDS500); see docs/MODEL_CARD.md",
     input_range="RGB in [-1, 1], N x 3 x H x W, any H and W (padded to multiples of 16 internally)",
-    description="EnlightenGAN generator (base width 32) trained with this package's paper configuration",
+    description="EnlightenGAN generator (base width 16, per-image BatchNorm) trained on a CPU with "
+    "configs/default-cpu.yaml and two fine-tuning stages (docs/MODEL_CARD.md)",
 )
 
 
@@ -141,8 +142,8 @@ def resolve_weights(explicit: str | os.PathLike[str] | None = None) -> Path:
     path = bundled_path()
     if not path.is_file():
         raise NoDefaultWeightsError(
-            "no weights given, and no default model is bundled with enlightengan yet (it is still being "
-            f"trained; it will be {path.name}). Pass a generator explicitly: "
+            f"no weights given, and the default model {path} is missing from this installation "
+            "(reinstall enlightengan to restore it). Or pass a generator explicitly: "
             "'enlightengan enhance --weights 200_net_G_A.pth ...' (the authors' released weights) or a "
             f"generator you trained (RUN_DIR/generator.safetensors), or set {ENV_VAR}=/path/to/weights."
         )
