@@ -178,5 +178,8 @@ def test_per_image_is_recorded_in_the_file_and_refuses_onnxruntime(tmp_path: Pat
     assert load_generator(out).config == GeneratorConfig(base_width=4, batchnorm="per-image")
     with pytest.raises(ValueError, match="onnxruntime backend does not support"):
         Enhancer(out, device="cpu", backend="onnxruntime")
+    onnx_out = tmp_path / "pi.onnx"
+    assert main(["export", "--weights", str(out), "--onnx", str(onnx_out)]) == 2
+    assert not onnx_out.exists()
     with pytest.raises(ValueError, match="batchnorm must be"):
         GeneratorConfig(batchnorm="instance")

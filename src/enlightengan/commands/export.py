@@ -176,6 +176,12 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         if args.onnx is not None:
+            if model.config.batchnorm == "per-image":
+                raise ValueError(
+                    "this generator normalises each image with its own BatchNorm statistics (batchnorm="
+                    "'per-image', e.g. the bundled default model); an ONNX graph would freeze the running "
+                    "averages instead and change its colours, so ONNX export of it is not supported yet"
+                )
             target = args.onnx.expanduser()
             export_onnx(model, target, opset=args.opset or DEFAULT_OPSET)
             print(f"wrote {target} ({target.stat().st_size:,} bytes); onnx.checker: ok", file=sys.stderr)
