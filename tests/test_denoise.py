@@ -67,6 +67,12 @@ def test_equals_blend_with_opencv_nl_means() -> None:
     torch.testing.assert_close(attention_denoise(enhanced, source, config), expected, atol=1e-5, rtol=0)
 
 
+def test_cli_default_strength_is_the_configs() -> None:
+    from enlightengan.commands._args import DENOISE_STRENGTH
+
+    assert DenoiseConfig().strength == DENOISE_STRENGTH
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [({"strength": 0.0}, "strength"), ({"gamma": -1.0}, "gamma"), ({"search": 20}, "odd")],

@@ -24,7 +24,7 @@ import math
 import os
 import threading
 from pathlib import Path
-from typing import Any, TypeVar, cast, overload
+from typing import Any, TypeVar, overload
 
 import torch
 from numpy.typing import NDArray
@@ -220,8 +220,7 @@ class Enhancer:
             latents = []
             for i in range(image.shape[0]):
                 one = image[i : i + 1]
-                measured = cast(EnlightenGenerator, per_image_model(self.model, one))
-                backend = make_backend(self.backend_name, measured)
+                backend = make_backend(self.backend_name, per_image_model(self.model, one))
                 latents.append(self._run_with(backend, one))
             return latents[0] if len(latents) == 1 else torch.cat(latents)
         return self._run_with(self._backend, image)

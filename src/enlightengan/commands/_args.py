@@ -7,7 +7,19 @@ import math
 import re
 from typing import Any
 
-__all__ = ["natural_key", "non_negative_int", "positive_float", "positive_int", "strength"]
+__all__ = [
+    "DENOISE_STRENGTH",
+    "add_denoise_argument",
+    "natural_key",
+    "non_negative_int",
+    "positive_float",
+    "positive_int",
+    "strength",
+]
+
+#: ``--denoise`` given without a value: enlightengan.denoise.DenoiseConfig's default strength (repeated
+#: here so that building the parsers does not import torch; a test keeps the two equal).
+DENOISE_STRENGTH = 7.0
 
 
 def _number(text: str) -> float:
@@ -58,3 +70,16 @@ def non_negative_int(text: str) -> int:
 def natural_key(text: str) -> list[Any]:
     """Sort key putting "img2" before "img10", as people number their files."""
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
+
+
+def add_denoise_argument(parser: argparse.ArgumentParser | Any, help_text: str) -> None:
+    """``--denoise [H]``: off (0) unless given; given alone it means :data:`DENOISE_STRENGTH`."""
+    parser.add_argument(
+        "--denoise",
+        type=strength,
+        nargs="?",
+        const=DENOISE_STRENGTH,
+        default=0.0,
+        metavar="H",
+        help=help_text,
+    )

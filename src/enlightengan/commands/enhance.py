@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._args import natural_key, positive_int, strength
+from ._args import add_denoise_argument, natural_key, positive_int, strength
 
 if TYPE_CHECKING:
     from ..inference import Enhancer
@@ -221,16 +221,10 @@ def register(subparsers: Any) -> None:
         metavar="K/N",
         help="process only the K-th of N interleaved shares of the sorted inputs (bulk jobs)",
     )
-    p.add_argument(
-        "--denoise",
-        type=strength,
-        nargs="?",
-        const=7.0,
-        default=0.0,
-        metavar="H",
-        help="attention-guided denoising after enhancement: non-local means of strength H (default 7 "
-        "when given without H; 3 light, 10 strong), applied where the photo was dark and not where it "
-        "was bright",
+    add_denoise_argument(
+        p,
+        "attention-guided denoising after enhancement: non-local means of strength H (default 7 when "
+        "given without H; 3 light, 10 strong), applied where the photo was dark and not where it was bright",
     )
     p.add_argument(
         "--smoothing",

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._args import natural_key, strength
+from ._args import add_denoise_argument, natural_key
 
 if TYPE_CHECKING:
     import numpy as np
@@ -103,14 +103,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", metavar="FILE", type=Path, help="write per-image scores and means as JSON")
     p.add_argument("--montage", metavar="FILE.png", type=Path, help="save input | output | reference strips")
     p.add_argument("--save", metavar="DIR", type=Path, help="also save the enhanced images (PNG) here")
-    p.add_argument(
-        "--denoise",
-        type=strength,
-        nargs="?",
-        const=7.0,
-        default=0.0,
-        metavar="H",
-        help="with --weights or the default model: attention-guided denoising of strength H (default 7)",
+    add_denoise_argument(
+        p, "with --weights or the default model: attention-guided denoising of strength H (default 7)"
     )
     p.add_argument("--device", help="device for --weights, e.g. cpu, cuda, cuda:1 (default: automatic)")
 

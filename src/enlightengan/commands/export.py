@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ._args import positive_int
+
 __all__ = ["register", "run"]
 
 EPILOG = """\
@@ -78,7 +80,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--recalibrate-max",
-        type=int,
+        type=positive_int,
         default=200,
         metavar="N",
         help="use at most N images of --recalibrate-bn DIR (default 200, sorted by path)",
@@ -115,8 +117,6 @@ def _recalibrate(model: Any, folder: Path, limit: int) -> int:
     from ..image_io import to_tensor
     from ..models.batchnorm import recalibrate_batchnorm
 
-    if limit < 1:
-        raise ValueError(f"--recalibrate-max must be >= 1, got {limit}")
     try:
         files = list_images(folder)[:limit]
     except DataError as exc:

@@ -11,9 +11,12 @@ with all weights frozen, fixes this without changing what was learnt ("precise B
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
+from typing import TypeVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = ["STATS_MAX_PIXELS", "per_image_model", "recalibrate_batchnorm"]
@@ -21,6 +24,8 @@ __all__ = ["STATS_MAX_PIXELS", "per_image_model", "recalibrate_batchnorm"]
 #: Largest image (in pixels) whose BatchNorm statistics :func:`per_image_model` measures as it is;
 #: larger images are shrunk to this size first (statistics are averages: they change little).
 STATS_MAX_PIXELS = 1_000_000
+
+_Module = TypeVar("_Module", bound=nn.Module)
 
 
 def recalibrate_batchnorm(model: nn.Module, images: Iterable[Tensor]) -> int:
@@ -73,7 +78,7 @@ def recalibrate_batchnorm(model: nn.Module, images: Iterable[Tensor]) -> int:
     return count
 
 
-def per_image_model(model: nn.Module, image: Tensor, max_pixels: int = STATS_MAX_PIXELS) -> nn.Module:
+def per_image_model(model: _Module, image: Tensor, max_pixels: int = STATS_MAX_PIXELS) -> _Module:
     """A copy of ``model`` in eval mode whose BatchNorm statistics are those of ``image``.
 
     What a generator with ``batchnorm="per-image"`` computes: the original EnlightenGAN test code never
@@ -89,10 +94,6 @@ def per_image_model(model: nn.Module, image: Tensor, max_pixels: int = STATS_MAX
     Returns:
         The copy, on the model's device, in eval mode.
     """
-    import copy
-
-    import torch.nn.functional as F
-
     if image.ndim != 4 or image.shape[0] != 1:
         raise ValueError(f"per_image_model takes one image, 1 x 3 x H x W, got {tuple(image.shape)}")
     height, width = image.shape[-2:]
