@@ -152,6 +152,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     targets = [t.expanduser() for t in (args.onnx, args.safetensors) if t is not None]
     try:
+        for folder in {t.parent for t in targets}:
+            if not folder.is_dir():
+                raise ValueError(f"the folder {folder} does not exist: create it first")
         source = resolve_weights(args.weights)
         model = load_generator(source)
         metadata = {"source": source.name}
@@ -163,9 +166,6 @@ def run(args: argparse.Namespace) -> int:
             used = _recalibrate(model, args.recalibrate_bn, args.recalibrate_max)
             metadata["batchnorm"] = f"recalibrated on {used} images of {args.recalibrate_bn.name}"
             print(f"BatchNorm statistics recalibrated on {used} images", file=sys.stderr)
-        for folder in {t.parent for t in targets}:
-            if not folder.is_dir():
-                raise ValueError(f"the folder {folder} does not exist: create it first")
         if args.safetensors is not None:
             target = args.safetensors.expanduser()
             dtype = torch.float16 if args.half else torch.float32

@@ -501,8 +501,7 @@ class Trainer:
     def _validate(self, writer: Any) -> None:
         if not self.env.is_main:
             return
-        generator = self.inference_generator() if self.config.run.bn_recalibration else None
-        result = self.validator.evaluate(generator or unwrap(self.objective.generator))
+        result = self.validator.evaluate(self.inference_generator())
         if writer is not None:
             for key, value in result.metrics.items():
                 writer.add_scalar(f"val/{key}", value, self.step)
