@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .image_io import from_tensor
 from .models.generator import attention_map
 
 __all__ = ["DenoiseConfig", "attention_denoise", "denoise_weight", "require_opencv"]
@@ -108,8 +109,7 @@ def attention_denoise(enhanced: Tensor, source: Tensor, config: DenoiseConfig | 
     out = enhanced.detach().to("cpu", torch.float32).clone()
     weight = denoise_weight(source.detach().to("cpu", torch.float32), cfg.gamma)
     for i in range(out.shape[0]):
-        rgb8 = ((out[i].clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8).permute(1, 2, 0)
-        noisy = np.ascontiguousarray(rgb8.numpy())
+        noisy = from_tensor(out[i : i + 1])  # H x W x 3 uint8, rounded to nearest
         # OpenCV takes BGR and filters in CIELAB: h for lightness, hColor for the two chroma channels.
         clean = cv2.fastNlMeansDenoisingColored(
             np.ascontiguousarray(noisy[..., ::-1]),
