@@ -218,3 +218,33 @@ def test_enhancer_options_choose_the_path() -> None:
     if importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnx"):
         via_ort = Enhancer(model=model, device="cpu", backend="onnxruntime").enhance_tensor(image)
         torch.testing.assert_close(via_ort, expected, atol=1e-4, rtol=0)
+
+
+def test_onnxruntime_backend_binds_per_image_statistics() -> None:
+    """Per-image BatchNorm models (the bundled default) on ONNX Runtime: the statistics graph measures
+    each image, the tiles graph uses them; the result equals the torch path, tiled or not."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from enlightengan.inference import Enhancer
+    from enlightengan.models.generator import GeneratorConfig
+
+    from .conftest import make_dark_rgb
+
+    model = randomised_generator(negative_scales=False)
+    model.config = GeneratorConfig(base_width=8, batchnorm="per-image")
+    images = torch.cat(
+        [
+            torch.from_numpy(make_dark_rgb(130, 180, seed=s)).permute(2, 0, 1)[None].float() / 127.5 - 1
+            for s in (0, 7)
+        ]
+    )
+    for tile in (None, 112):  # whole, and tiles sharing the whole image's statistics
+        expected = Enhancer(model=model, device="cpu", tile=tile).enhance_tensor(images)
+        got = Enhancer(model=model, device="cpu", tile=tile, backend="onnxruntime").enhance_tensor(images)
+        torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
+    backend = OnnxRuntimeBackend(model, threads=1)
+    image, gray = _inputs(1, 32, 32)
+    with pytest.raises(ValueError, match="with_statistics"):
+        backend.run(image, gray)  # unbound: no statistics to normalise with
+    with pytest.raises(ValueError, match="per-image"):
+        OnnxRuntimeBackend(randomised_generator(), threads=1).with_statistics(image)

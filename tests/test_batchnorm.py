@@ -167,9 +167,7 @@ def test_per_image_statistics_of_large_images_come_from_a_shrunk_copy() -> None:
     assert model.state_dict()["bn1_1.running_mean"].eq(3.0).all()  # the original is untouched
 
 
-def test_per_image_is_recorded_in_the_file_and_refuses_onnxruntime(tmp_path: Path) -> None:
-    from enlightengan.inference import Enhancer
-
+def test_per_image_is_recorded_in_the_file(tmp_path: Path) -> None:
     plain = save_generator(
         EnlightenGenerator(GeneratorConfig(base_width=4)).eval(), tmp_path / "g.safetensors"
     )
@@ -178,10 +176,24 @@ def test_per_image_is_recorded_in_the_file_and_refuses_onnxruntime(tmp_path: Pat
         main(["export", "--weights", str(plain), "--safetensors", str(out), "--batchnorm", "per-image"]) == 0
     )
     assert load_generator(out).config == GeneratorConfig(base_width=4, batchnorm="per-image")
-    with pytest.raises(ValueError, match="onnxruntime backend does not support"):
-        Enhancer(out, device="cpu", backend="onnxruntime")
-    onnx_out = tmp_path / "pi.onnx"
-    assert main(["export", "--weights", str(out), "--onnx", str(onnx_out)]) == 2
-    assert not onnx_out.exists()
     with pytest.raises(ValueError, match="batchnorm must be"):
         GeneratorConfig(batchnorm="instance")
+
+
+def test_thumbnails_get_statistics_from_an_enlarged_copy() -> None:
+    """A photo of at most 16 x 16 pads to one value per channel at the deepest level (no variance:
+    PyTorch refuses to normalise it); its statistics come from a 32 x 32 enlargement instead."""
+    from enlightengan.inference import Enhancer
+    from enlightengan.models.batchnorm import per_image_model, statistics_image
+
+    model = _per_image_generator()
+    x = torch.from_numpy(make_dark_rgb(12, 10)).permute(2, 0, 1)[None].float() / 127.5 - 1
+    enlarged = torch.nn.functional.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(statistics_image(x), enlarged)
+    assert statistics_image(x[..., :10, :]).shape[-2:] == (32, 32)
+    wide = torch.zeros(1, 3, 12, 17)  # one side over 16: its padded copy has two deepest pixels
+    assert statistics_image(wide) is wide
+    got = Enhancer(model=model, device="cpu").enhance_tensor(x)
+    with torch.no_grad():
+        expected = per_image_model(model, enlarged)(x).output.clamp(-1, 1)
+    torch.testing.assert_close(got, expected)

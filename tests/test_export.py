@@ -10,8 +10,11 @@ import torch
 
 from enlightengan.cli import main
 from enlightengan.export import build_onnx, export_onnx, tile_roi
+from enlightengan.models.batchnorm import per_image_model
 from enlightengan.models.checkpoint import save_generator
+from enlightengan.models.generator import EnlightenGenerator, GeneratorConfig
 
+from .conftest import make_dark_rgb
 from .test_backends import randomised_generator
 
 onnx = pytest.importorskip("onnx")
@@ -74,3 +77,94 @@ def test_export_command_writes_atomically(tmp_path: Path, capsys: pytest.Capture
     assert main(["export", "--weights", str(weights), "--onnx", str(tmp_path / "no" / "m.onnx")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main(["export", "--weights", str(tmp_path / "missing.pth"), "--onnx", str(out)]) == 2
+
+
+def _per_image(model: EnlightenGenerator) -> EnlightenGenerator:
+    """``model`` as a per-image BatchNorm generator; its running statistics stay (and must be ignored)."""
+    model.config = GeneratorConfig(base_width=model.config.base_width, batchnorm="per-image")
+    return model
+
+
+def _dark(height: int, width: int, seed: int = 0) -> torch.Tensor:
+    """A dark photo-like RGB image in [0, 1], 1 x 3 x H x W."""
+    return torch.from_numpy(make_dark_rgb(height, width, seed=seed)).permute(2, 0, 1)[None].float() / 255
+
+
+def test_per_image_graph_normalises_each_image_with_its_own_statistics(tmp_path: Path) -> None:
+    model = _per_image(randomised_generator())
+    path = export_onnx(model, tmp_path / "pi.onnx")
+    rgb01 = torch.cat((_dark(45, 67, seed=1), _dark(45, 67, seed=2) * 2.5))  # two exposures, one batch
+    (result,) = _session(path).run(None, {"input": rgb01.numpy()})
+    for i in range(2):
+        image = rgb01[i : i + 1] * 2 - 1
+        with torch.no_grad():
+            expected = per_image_model(model, image)(image).output.clamp(-1, 1)
+        np.testing.assert_allclose(2 * result[i : i + 1] - 1, expected.numpy(), atol=1e-4, rtol=0)
+    with torch.no_grad():  # the running statistics (eval mode) give another result: they were not used
+        running = model.eval()(rgb01[:1] * 2 - 1).output.clamp(-1, 1)
+    assert np.abs(2 * result[:1] - 1 - running.numpy()).max() > 0.1
+
+
+def test_per_image_graph_measures_large_images_on_a_shrunk_copy() -> None:
+    model = _per_image(randomised_generator(negative_scales=False))
+    rgb01 = _dark(100, 150, seed=3)
+    image = rgb01 * 2 - 1
+    proto = build_onnx(model, graph="full", stats_max_pixels=6_000)  # 15,000 pixels: shrunk to 63 x 95
+    onnx.checker.check_model(proto, full_check=True)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    (result,) = session.run(None, {"input": rgb01.numpy()})
+    with torch.no_grad():
+        expected = per_image_model(model, image, max_pixels=6_000)(image).output.clamp(-1, 1)
+        whole = per_image_model(model, image)(image).output.clamp(-1, 1)
+    # ONNX Runtime's antialiased resize differs from PyTorch's by ~1e-5, the statistics by less
+    np.testing.assert_allclose(2 * result - 1, expected.numpy(), atol=1e-3, rtol=0)
+    assert np.abs(2 * result - 1 - whole.numpy()).max() > 10 * np.abs(2 * result - 1 - expected.numpy()).max()
+
+
+def test_statistics_graph_gives_the_per_image_statistics() -> None:
+    from enlightengan.models.generator import attention_map, pad_to_multiple
+
+    model = _per_image(randomised_generator())
+    image, _ = pad_to_multiple(_dark(40, 70, seed=4) * 2 - 1)
+    proto = build_onnx(model, graph="statistics")
+    onnx.checker.check_model(proto, full_check=True)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    values = dict(
+        zip(
+            names,
+            session.run(names, {"image": image.numpy(), "gray": attention_map(image).numpy()}),
+            strict=True,
+        )
+    )
+    measured = per_image_model(model, image).state_dict()
+    keys = [k[: -len(".running_mean")] for k in measured if k.endswith(".running_mean")]
+    assert len(names) == 2 * len(keys) == 2 * 17  # every BatchNorm of the generator
+    for key in keys:
+        np.testing.assert_allclose(
+            values[f"{key}.mean"], measured[f"{key}.running_mean"], rtol=1e-4, atol=1e-5
+        )
+        np.testing.assert_allclose(values[f"{key}.var"], measured[f"{key}.running_var"], rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="per-image"):
+        build_onnx(randomised_generator(), graph="statistics")
+
+
+def test_export_command_verifies_a_per_image_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    weights = save_generator(_per_image(randomised_generator()), tmp_path / "pi.safetensors")
+    out = tmp_path / "pi.onnx"
+    assert main(["export", "--weights", str(weights), "--onnx", str(out), "--verify"]) == 0
+    assert "verify: largest difference" in capsys.readouterr().err
+    assert out.is_file()
+
+
+def test_per_image_graph_enlarges_thumbnails_for_statistics(tmp_path: Path) -> None:
+    model = _per_image(randomised_generator(negative_scales=False))
+    path = export_onnx(model, tmp_path / "pi.onnx")
+    rgb01 = _dark(12, 10, seed=5)
+    (result,) = _session(path).run(None, {"input": rgb01.numpy()})
+    image = rgb01 * 2 - 1
+    with torch.no_grad():  # statistics_image enlarges it to 32 x 32 (test_batchnorm.py)
+        expected = per_image_model(model, image)(image).output.clamp(-1, 1)
+    np.testing.assert_allclose(2 * result - 1, expected.numpy(), atol=1e-4, rtol=0)

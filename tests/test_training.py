@@ -247,10 +247,12 @@ def test_ddp_two_processes_equal_one_process(tiny_data: tuple[Path, Path], tmp_p
     noise in near-zero gradients into full-size differences; a large epsilon (1.0, with lr 1.0) makes the
     update proportional to the gradient, so the comparison measures the gradients themselves. Without
     cross-process BatchNorm statistics the generator's updates differ by 0.6 %; with them by 0.02 %.
+    The resolution consistency term is on: its second generator forward (unwrapped) must be reduced too.
     """
     low, normal = tiny_data
     common = ["--low", str(low), "--normal", str(normal), "--batch-size", "4", "--max-steps", "2",
-              "--lr", "1.0", "--set", "optim.eps=1.0", *_CLI_TINY]  # fmt: skip
+              "--lr", "1.0", "--set", "optim.eps=1.0", "--set", "loss.scale_weight=1.0",
+              *_CLI_TINY]  # fmt: skip
     single = _cli("train", *common, "--out", str(tmp_path / "single"))
     assert single.returncode == 0, single.stderr
     ddp = subprocess.run(

@@ -44,6 +44,7 @@ Backends:
 
 from __future__ import annotations
 
+import copy
 import functools
 import itertools
 from dataclasses import dataclass
@@ -624,6 +625,12 @@ class OnnxRuntimeBackend:
     computed in float32 by ONNX Runtime, so tiled results agree with untiled ones to about 1e-4
     (on the ``[-1, 1]`` scale) rather than to float rounding as with :class:`TorchBackend`.
 
+    Per-image BatchNorm models (``batchnorm="per-image"``, the bundled default model) get two
+    graphs: ``"statistics"`` measures every BatchNorm's statistics on one image (the pass of
+    :func:`~enlightengan.models.batchnorm.per_image_model`) and the tiles graph takes them as
+    inputs. Such a backend runs only once bound to an image's statistics with
+    :meth:`with_statistics`; the sessions are shared, so binding costs one statistics pass.
+
     Raises:
         OptionalDependencyError: ``onnx`` or ``onnxruntime`` is not installed.
     """
@@ -656,15 +663,53 @@ class OnnxRuntimeBackend:
         options.graph_optimization_level = levels[graph_optimization]
         if threads is not None:
             options.intra_op_num_threads = threads
-        proto = build_onnx(model.eval(), graph="tiles")
-        self.session = ort.InferenceSession(
-            proto.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        model = model.eval()
+        self.per_image = model.config.batchnorm == "per-image"
+
+        def session(graph: Literal["tiles", "statistics"]) -> Any:
+            proto = build_onnx(model, graph=graph)
+            return ort.InferenceSession(
+                proto.SerializeToString(), options, providers=["CPUExecutionProvider"]
+            )
+
+        self.session = session("tiles")
+        self._statistics_session = session("statistics") if self.per_image else None
+        self._statistics: dict[str, Any] = {}
+
+    def with_statistics(self, image: Tensor) -> OnnxRuntimeBackend:
+        """This backend normalising with the BatchNorm statistics of ``image`` (per-image models).
+
+        Args:
+            image: ``1 x 3 x H x W`` RGB in ``[-1, 1]``, the whole image (any size): its statistics are
+                measured as :func:`~enlightengan.models.batchnorm.per_image_model` measures them (on
+                a copy of at most ``STATS_MAX_PIXELS``, padded to the 16-pixel grid).
+
+        Returns:
+            A backend sharing this one's sessions, bound to those statistics.
+        """
+        from .models.batchnorm import statistics_image
+        from .models.generator import attention_map, pad_to_multiple
+
+        if self._statistics_session is None:
+            raise ValueError("with_statistics is for per-image BatchNorm generators (batchnorm='per-image')")
+        small, _ = pad_to_multiple(statistics_image(image.detach().float().cpu()))
+        names = [o.name for o in self._statistics_session.get_outputs()]
+        values = self._statistics_session.run(
+            names, {"image": small.contiguous().numpy(), "gray": attention_map(small).contiguous().numpy()}
         )
+        bound = copy.copy(self)
+        bound._statistics = dict(zip(names, values, strict=True))
+        return bound
 
     def run(self, image: Tensor, gray: Tensor, placement: Placement | None = None) -> tuple[Tensor, Tensor]:
         from .export import tile_roi
 
         _check_inputs(image, gray)
+        if self.per_image and not self._statistics:
+            raise ValueError(
+                "this generator normalises each image with its own BatchNorm statistics: "
+                "bind them first with backend.with_statistics(image)"
+            )
         h, w = image.shape[-2:]
         if placement is not None:
             placement.check(h, w)
@@ -672,6 +717,7 @@ class OnnxRuntimeBackend:
             "image": image.detach().float().cpu().contiguous().numpy(),
             "gray": gray.detach().float().cpu().contiguous().numpy(),
             "roi": tile_roi(h, w, placement),
+            **self._statistics,
         }
         output, latent = self.session.run(["output", "latent"], feeds)
         return torch.from_numpy(output).to(image.device), torch.from_numpy(latent).to(image.device)

@@ -102,6 +102,12 @@ class LossConfig:
     color_weight: float = 0.0
     exposure_weight: float = 0.0
     exposure_level: float = 0.5
+    #: resolution consistency (beyond the paper, 0 = off): L1 between the generator's output on the
+    #: input shrunk by a factor drawn uniformly from ``scale_range`` and its (detached) full-size output
+    #: shrunk the same way; makes the result independent of the resolution the network sees, which is
+    #: what ``enhance --fast`` relies on
+    scale_weight: float = 0.0
+    scale_range: tuple[float, float] = (1.5, 3.0)
 
 
 @dataclass
@@ -164,6 +170,11 @@ class TrainConfig:
             (self.data.num_workers >= 0, "data.num_workers must be >= 0"),
             (self.model.width >= 1 and self.model.d_width >= 1, "model widths must be >= 1"),
             (self.loss.local_patches >= 0, "loss.local_patches must be >= 0"),
+            (self.loss.scale_weight >= 0, "loss.scale_weight must be >= 0"),
+            (
+                1.0 < self.loss.scale_range[0] <= self.loss.scale_range[1],
+                "loss.scale_range must be (low, high) with 1 < low <= high",
+            ),
             (self.optim.lr > 0, "optim.lr must be > 0"),
             (self.optim.eps > 0, "optim.eps must be > 0"),
             (all(0 <= b < 1 for b in self.optim.betas), "optim.betas must be in [0, 1)"),

@@ -1,6 +1,6 @@
 """Export the EnlightenGAN generator to ONNX (Jiang et al., IEEE TIP 2021, Fig. 2), graph built node by node.
 
-Two graphs are built from the same weights:
+Three graphs are built from the same weights:
 
 * ``"full"`` (what ``enlightengan export`` writes, for any ONNX runtime): input ``input``, RGB in
   ``[0, 1]``, ``N x 3 x H x W`` float32 with dynamic ``N``, ``H`` and ``W`` (each side at least 9
@@ -14,8 +14,18 @@ Two graphs are built from the same weights:
   ``tf_crop_and_resize`` mode whose region of interest (one row of ``roi``,
   :func:`tile_roi`) puts the samples where the whole image's ``align_corners=True`` upsampling puts
   them (see :mod:`enlightengan.backends`).
+* ``"statistics"`` (per-image BatchNorm models only, for the same backend): inputs ``image`` and
+  ``gray`` of one 16-aligned image; outputs ``bn{key}.mean`` and ``bn{key}.var`` for every
+  BatchNorm, the statistics that :func:`~enlightengan.models.batchnorm.per_image_model` measures.
 
-The graph is written with :mod:`onnx` directly rather than traced by ``torch.onnx``: no tracing
+Per-image BatchNorm generators (``GeneratorConfig(batchnorm="per-image")``, the bundled default
+model) normalise each image with its own statistics, as the original test code did. Their ``"full"``
+graph runs the network twice: first in training-mode BatchNorm on the image's statistics copy
+(shrunk to at most ``STATS_MAX_PIXELS``, :func:`~enlightengan.models.batchnorm.statistics_image`),
+recording every layer's per-image mean and unbiased variance, then on the image normalised with
+them; the ``"tiles"`` graph takes those statistics as inputs (``bn{key}.mean``, ``bn{key}.var``).
+
+The graphs are written with :mod:`onnx` directly rather than traced by ``torch.onnx``: no tracing
 quirks with the data-dependent padding, and ``onnxscript`` is not needed. ``onnx`` (and
 ``onnxruntime`` for running) are optional dependencies: ``pip install 'enlightengan[onnx]'``.
 """
@@ -24,6 +34,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -31,6 +42,7 @@ import numpy as np
 import torch
 
 from ._atomic import atomic_path
+from .models.batchnorm import STATS_MAX_PIXELS, THUMBNAIL_SIDE
 from .models.generator import _LUMA, MULTIPLE, EnlightenGenerator
 
 if TYPE_CHECKING:
@@ -74,11 +86,16 @@ class _Graph:
         self.onnx = onnx_module
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
+        self._constants: set[str] = set()
         self._count = 0
 
     def const(self, name: str, value: np.ndarray | np.generic | torch.Tensor) -> str:
+        """A constant called ``name``; a name already added is reused (the same weights twice)."""
+        if name in self._constants:
+            return name
         array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
         self.initializers.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(array), name))
+        self._constants.add(name)
         return name
 
     def op(self, op_type: str, inputs: list[str], name: str | None = None, **attrs: Any) -> str:
@@ -90,14 +107,98 @@ class _Graph:
         return out
 
 
+#: ``norm(key, x, bn)``: the graph of BatchNorm ``bn{key}`` applied to tensor ``x``; returns its output.
+_Norm = Callable[[str, str, torch.nn.BatchNorm2d], str]
+
+
+def _bn_affine_params(g: _Graph, key: str, bn: torch.nn.BatchNorm2d) -> tuple[str, str]:
+    assert bn.weight is not None and bn.bias is not None
+    return g.const(f"bn{key}.weight", bn.weight.float()), g.const(f"bn{key}.bias", bn.bias.float())
+
+
+def _running_norm(g: _Graph) -> _Norm:
+    """Eval-mode BatchNorm with the stored running statistics (constants of the graph)."""
+
+    def norm(key: str, x: str, bn: torch.nn.BatchNorm2d) -> str:
+        assert bn.running_mean is not None and bn.running_var is not None
+        weight, bias = _bn_affine_params(g, key, bn)
+        mean = g.const(f"bn{key}.running_mean", bn.running_mean.float())
+        var = g.const(f"bn{key}.running_var", bn.running_var.float())
+        return g.op("BatchNormalization", [x, weight, bias, mean, var], epsilon=float(bn.eps))
+
+    return norm
+
+
+def _input_norm(g: _Graph) -> _Norm:
+    """BatchNorm with statistics given as graph inputs ``bn{key}.mean`` / ``bn{key}.var`` (``C`` each)."""
+
+    def norm(key: str, x: str, bn: torch.nn.BatchNorm2d) -> str:
+        weight, bias = _bn_affine_params(g, key, bn)
+        return g.op(
+            "BatchNormalization", [x, weight, bias, f"bn{key}.mean", f"bn{key}.var"], epsilon=float(bn.eps)
+        )
+
+    return norm
+
+
+def _normalise(g: _Graph, key: str, x: str, mean: str, var: str, bn: torch.nn.BatchNorm2d) -> str:
+    """``(x - mean) * weight / sqrt(var + eps) + bias`` with ``mean``, ``var`` of shape ``N x C x 1 x 1``."""
+    assert bn.weight is not None and bn.bias is not None
+    weight = g.const(f"bn{key}.weight4d", bn.weight.float().view(1, -1, 1, 1))
+    bias = g.const(f"bn{key}.bias4d", bn.bias.float().view(1, -1, 1, 1))
+    eps = g.const(f"bn{key}.eps", np.float32(bn.eps))
+    scale = g.op("Div", [weight, g.op("Sqrt", [g.op("Add", [var, eps])])])
+    return g.op("Add", [g.op("Mul", [g.op("Sub", [x, mean]), scale]), bias])
+
+
+def _measure_norm(g: _Graph, record: dict[str, tuple[str, str]], axes: tuple[int, ...]) -> _Norm:
+    """Training-mode BatchNorm: normalise with the statistics of ``x`` itself over ``axes``.
+
+    Each layer's mean and *unbiased* variance (what PyTorch stores as running statistics, and what
+    :func:`~enlightengan.models.batchnorm.per_image_model` then normalises with) are added to
+    ``record``, keyed by the layer's ``key``, with the reduced axes kept (size 1).
+    """
+    reduce_axes = g.const(f"measure.axes{''.join(map(str, axes))}", np.array(axes, dtype=np.int64))
+    one = g.const("measure.one", np.float32(1.0))
+    zero = g.const("measure.zero4d", np.zeros((1, 1, 1, 1), np.float32))
+    float32 = int(g.onnx.TensorProto.FLOAT)
+
+    def norm(key: str, x: str, bn: torch.nn.BatchNorm2d) -> str:
+        mean = g.op("ReduceMean", [x, reduce_axes], keepdims=1)
+        centred = g.op("Sub", [x, mean])
+        biased = g.op("ReduceMean", [g.op("Mul", [centred, centred]), reduce_axes], keepdims=1)
+        size_x = g.op("Cast", [g.op("Size", [x])], to=float32)
+        count = g.op("Div", [size_x, g.op("Cast", [g.op("Size", [mean])], to=float32)])
+        unbiased = g.op("Mul", [biased, g.op("Div", [count, g.op("Sub", [count, one])])])
+        record[key] = (mean, unbiased)
+        return _normalise(g, key, centred, zero, biased, bn)
+
+    return norm
+
+
+def _given_norm(g: _Graph, stats: dict[str, tuple[str, str]]) -> _Norm:
+    """BatchNorm with per-sample statistics computed earlier in the graph (``N x C x 1 x 1`` each)."""
+
+    def norm(key: str, x: str, bn: torch.nn.BatchNorm2d) -> str:
+        mean, var = stats[key]
+        return _normalise(g, key, x, mean, var, bn)
+
+    return norm
+
+
 def _network(
     g: _Graph,
     model: EnlightenGenerator,
     image: str,
     gray: str,
     upsample: Any,
+    norm: _Norm,
 ) -> tuple[str, str]:
-    """Add the generator's ``forward_aligned`` to ``g``; returns the names of ``(output, latent)``."""
+    """Add the generator's ``forward_aligned`` to ``g``; returns the names of ``(output, latent)``.
+
+    ``norm`` builds each BatchNorm (running, given or measured statistics). Weights are shared
+    between calls: building the network twice in one graph stores them once.
+    """
     modules = dict(model.named_modules())
 
     def conv(name: str, x: str, act: bool = True) -> str:
@@ -115,18 +216,7 @@ def _network(
         if bn is None:
             return y
         assert isinstance(bn, torch.nn.BatchNorm2d)
-        assert bn.running_mean is not None and bn.running_var is not None
-        assert bn.weight is not None and bn.bias is not None
-        names = [
-            g.const(f"bn{key}.{part}", tensor.float())
-            for part, tensor in (
-                ("weight", bn.weight),
-                ("bias", bn.bias),
-                ("running_mean", bn.running_mean),
-                ("running_var", bn.running_var),
-            )
-        ]
-        return g.op("BatchNormalization", [y, *names], epsilon=float(bn.eps))
+        return norm(key, y, bn)
 
     grays = [gray]
     for _ in range(4):
@@ -148,62 +238,175 @@ def _network(
     return g.op("Add", [latent, image]), latent
 
 
+def _bn_keys(model: EnlightenGenerator) -> list[tuple[str, int]]:
+    """``(key, channels)`` of every BatchNorm of ``model``, in graph order (``bn{key}``)."""
+    return [
+        (name[2:], module.num_features)
+        for name, module in model.named_modules()
+        if name.startswith("bn") and isinstance(module, torch.nn.BatchNorm2d)
+    ]
+
+
+def _pad_to_grid(g: _Graph, tensors: list[str], like: str) -> tuple[list[str], str, str, str]:
+    """Reflection-pad ``tensors`` (shaped as ``like``) to multiples of 16, split as pad_to_multiple.
+
+    Returns:
+        The padded tensors and the names of ``hw`` (the original H, W), ``first`` (top, left
+        padding) and the padding axes, for cropping back.
+    """
+    shape = g.op("Shape", [like])
+    hw = g.op("Slice", [shape, g.const("hw.start", np.array([2])), g.const("hw.end", np.array([4]))])
+    m = g.const("multiple", np.array([MULTIPLE], dtype=np.int64))
+    total = g.op("Mod", [g.op("Sub", [m, g.op("Mod", [hw, m])]), m])
+    first = g.op("Div", [total, g.const("two_i", np.array([2], dtype=np.int64))])
+    second = g.op("Sub", [total, first])
+    pads = g.op("Concat", [first, second], axis=0)  # [top, left, bottom, right]
+    axes = g.const("pad.axes", np.array([2, 3], dtype=np.int64))
+    padded = [g.op("Pad", [t, pads, "", axes], mode="reflect") for t in tensors]
+    return padded, hw, first, axes
+
+
+def _attention(g: _Graph, rgb01: str) -> str:
+    """``1 - luminance`` of an RGB ``[0, 1]`` tensor (REFERENCE.md's formula on ``2 rgb - 1``)."""
+    luma = g.const("luma.weight", np.array(_LUMA, dtype=np.float32).reshape(1, 3, 1, 1))
+    return g.op("Sub", [g.const("one", np.float32(1.0)), g.op("Conv", [rgb01, luma], kernel_shape=[1, 1])])
+
+
+def _statistics_copy(g: _Graph, image: str, max_pixels: int) -> str:
+    """:func:`~enlightengan.models.batchnorm.statistics_image` in the graph (``image`` in ``[-1, 1]``).
+
+    Images over ``max_pixels`` are resized to ``max(16, round(side * sqrt(max_pixels / area)))``
+    (float64, rounding half to even as Python does) with antialiased linear resampling, which
+    with ``exclude_outside`` weighs the borders as PyTorch does; thumbnails of at most 16 x 16 are
+    enlarged to 32 x 32; other images keep their size, for which the resize is the identity.
+    """
+    tp = g.onnx.TensorProto
+    shape = g.op("Shape", [image])
+    hw = g.op("Slice", [shape, g.const("hw.start", np.array([2])), g.const("hw.end", np.array([4]))])
+    hw_f = g.op("Cast", [hw], to=int(tp.DOUBLE))
+    area = g.op("ReduceProd", [hw_f], keepdims=1)
+    limit = g.const("stats.max_pixels", np.array([float(max_pixels)], dtype=np.float64))
+    factor = g.op("Sqrt", [g.op("Div", [limit, area])])
+    shrunk = g.op("Cast", [g.op("Round", [g.op("Mul", [hw_f, factor])])], to=int(tp.INT64))
+    shrunk = g.op("Max", [shrunk, g.const("stats.min_side", np.array([16, 16], dtype=np.int64))])
+    size = g.op("Where", [g.op("Greater", [area, limit]), shrunk, hw])
+    side = g.const("stats.thumbnail_side", np.array([THUMBNAIL_SIDE], dtype=np.int64))
+    thumbnail = g.op(
+        "Cast", [g.op("ReduceMax", [g.op("Cast", [hw], to=int(tp.DOUBLE))], keepdims=1)], to=int(tp.INT64)
+    )
+    enlarged = g.const("stats.thumbnail_size", np.array([2 * THUMBNAIL_SIDE] * 2, dtype=np.int64))
+    size = g.op("Where", [g.op("LessOrEqual", [thumbnail, side]), enlarged, size])
+    sizes = g.op(
+        "Concat",
+        [g.op("Slice", [shape, g.const("nc.start", np.array([0])), g.const("nc.end", np.array([2]))]), size],
+        axis=0,
+    )
+    return g.op(
+        "Resize",
+        [image, "", "", sizes],
+        mode="linear",
+        antialias=1,
+        exclude_outside=1,
+        coordinate_transformation_mode="half_pixel",
+    )
+
+
 def build_onnx(
-    model: EnlightenGenerator, *, graph: Literal["full", "tiles"] = "full", opset: int = DEFAULT_OPSET
+    model: EnlightenGenerator,
+    *,
+    graph: Literal["full", "tiles", "statistics"] = "full",
+    opset: int = DEFAULT_OPSET,
+    batchnorm: Literal["running", "per-image"] | None = None,
+    stats_max_pixels: int = STATS_MAX_PIXELS,
 ) -> onnx.ModelProto:
-    """The ONNX graph of ``model`` (eval-mode BatchNorm); see the module doc for the two graphs.
+    """The ONNX graph of ``model``; see the module doc for the graphs.
+
+    Args:
+        model: the generator (its weights are copied into the graph).
+        graph: ``"full"``, ``"tiles"`` or ``"statistics"`` (per-image models only).
+        opset: ONNX opset.
+        batchnorm: which statistics BatchNorm uses; ``None`` takes ``model.config.batchnorm``.
+        stats_max_pixels: the ``"full"`` per-image graph measures statistics on a copy shrunk to
+            about this many pixels (:func:`~enlightengan.models.batchnorm.statistics_image`).
 
     Raises:
         OptionalDependencyError: ``onnx`` is not installed.
-        ValueError: unknown ``graph``.
+        ValueError: unknown ``graph`` or ``batchnorm``, or a statistics graph of a running-BN model.
     """
     onnx_module = require("onnx", "onnx")
     helper, tp = onnx_module.helper, onnx_module.TensorProto
-    if graph not in ("full", "tiles"):
-        raise ValueError(f"graph must be 'full' or 'tiles', got {graph!r}")
+    if graph not in ("full", "tiles", "statistics"):
+        raise ValueError(f"graph must be 'full', 'tiles' or 'statistics', got {graph!r}")
+    mode = batchnorm or model.config.batchnorm
+    if mode not in ("running", "per-image"):
+        raise ValueError(f"batchnorm must be 'running' or 'per-image', got {mode!r}")
+    if graph == "statistics" and mode != "per-image":
+        raise ValueError("the statistics graph is for per-image BatchNorm models")
+    per_image = mode == "per-image"
     g = _Graph(onnx_module)
     doubler = g.const("upsample_factor", np.array([1, 1, 2, 2], dtype=np.int64))
 
+    def whole_upsample(x: str, level: int) -> str:
+        return g.op(
+            "Resize",
+            [x, "", "", g.op("Mul", [g.op("Shape", [x]), doubler])],
+            mode="linear",
+            coordinate_transformation_mode="align_corners",
+        )
+
     if graph == "full":
         inputs = [helper.make_tensor_value_info("input", tp.FLOAT, ["N", 3, "H", "W"])]
-        # image in [-1, 1]; gray = 1 - luminance (equal to REFERENCE.md's formula on 2 * input - 1).
-        image = g.op(
-            "Sub", [g.op("Mul", ["input", g.const("two", np.float32(2.0))]), g.const("one", np.float32(1.0))]
-        )
-        luma = g.const("luma.weight", np.array(_LUMA, dtype=np.float32).reshape(1, 3, 1, 1))
-        gray = g.op("Sub", ["one", g.op("Conv", ["input", luma], kernel_shape=[1, 1])])
-        # Padding to the 16 grid, the first side getting the smaller half (pad_to_multiple).
-        shape = g.op("Shape", ["input"])
-        hw = g.op("Slice", [shape, g.const("hw.start", np.array([2])), g.const("hw.end", np.array([4]))])
-        m = g.const("multiple", np.array([MULTIPLE], dtype=np.int64))
-        total = g.op("Mod", [g.op("Sub", [m, g.op("Mod", [hw, m])]), m])
-        first = g.op("Div", [total, g.const("two_i", np.array([2], dtype=np.int64))])
-        second = g.op("Sub", [total, first])
-        pads = g.op("Concat", [first, second], axis=0)  # [top, left, bottom, right]
-        axes = g.const("pad.axes", np.array([2, 3], dtype=np.int64))
-        image_p = g.op("Pad", [image, pads, "", axes], mode="reflect")
-        gray_p = g.op("Pad", [gray, pads, "", axes], mode="reflect")
-
-        def upsample(x: str, level: int) -> str:
-            return g.op(
-                "Resize",
-                [x, "", "", g.op("Mul", [g.op("Shape", [x]), doubler])],
-                mode="linear",
-                coordinate_transformation_mode="align_corners",
-            )
-
-        output, _ = _network(g, model, image_p, gray_p, upsample)
-        cropped = g.op("Slice", [output, first, g.op("Add", [first, hw]), axes])
+        one = g.const("one", np.float32(1.0))
+        two = g.const("two", np.float32(2.0))
         half = g.const("half", np.float32(0.5))
-        rgb = g.op("Mul", [g.op("Add", [cropped, "one"]), half])
-        g.op("Clip", [rgb, g.const("zero", np.float32(0.0)), "one"], name="output")
+        # image in [-1, 1]; gray = 1 - luminance (equal to REFERENCE.md's formula on 2 * input - 1).
+        image = g.op("Sub", [g.op("Mul", ["input", two]), one])
+        gray = _attention(g, "input")
+        norm = _running_norm(g)
+        if per_image:
+            # Pass 1 (the original test code's train-mode BatchNorm): each image's statistics,
+            # measured on its copy of at most stats_max_pixels, padded to the grid as the model pads.
+            small = _statistics_copy(g, image, stats_max_pixels)
+            small_gray = _attention(g, g.op("Mul", [g.op("Add", [small, one]), half]))
+            (small_p, small_gray_p), *_ = _pad_to_grid(g, [small, small_gray], small)
+            stats: dict[str, tuple[str, str]] = {}
+            _network(g, model, small_p, small_gray_p, whole_upsample, _measure_norm(g, stats, (2, 3)))
+            norm = _given_norm(g, stats)
+        (image_p, gray_p), hw, first, axes = _pad_to_grid(g, [image, gray], "input")
+        output, _ = _network(g, model, image_p, gray_p, whole_upsample, norm)
+        cropped = g.op("Slice", [output, first, g.op("Add", [first, hw]), axes])
+        rgb = g.op("Mul", [g.op("Add", [cropped, one]), half])
+        g.op("Clip", [rgb, g.const("zero", np.float32(0.0)), one], name="output")
         outputs = [helper.make_tensor_value_info("output", tp.FLOAT, ["N", 3, "H", "W"])]
+    elif graph == "statistics":
+        inputs = [
+            helper.make_tensor_value_info("image", tp.FLOAT, [1, 3, "H", "W"]),
+            helper.make_tensor_value_info("gray", tp.FLOAT, [1, 1, "H", "W"]),
+        ]
+        stats = {}
+        _network(g, model, "image", "gray", whole_upsample, _measure_norm(g, stats, (0, 2, 3)))
+        flat = g.const("stats.flat", np.array([-1], dtype=np.int64))
+        outputs = []
+        for key, channels in _bn_keys(model):
+            mean, var = stats[key]
+            g.op("Reshape", [mean, flat], name=f"bn{key}.mean")
+            g.op("Reshape", [var, flat], name=f"bn{key}.var")
+            outputs += [
+                helper.make_tensor_value_info(f"bn{key}.mean", tp.FLOAT, [channels]),
+                helper.make_tensor_value_info(f"bn{key}.var", tp.FLOAT, [channels]),
+            ]
     else:
         inputs = [
             helper.make_tensor_value_info("image", tp.FLOAT, ["N", 3, "H", "W"]),
             helper.make_tensor_value_info("gray", tp.FLOAT, ["N", 1, "H", "W"]),
             helper.make_tensor_value_info("roi", tp.FLOAT, [4, 8]),
         ]
+        if per_image:
+            for key, channels in _bn_keys(model):
+                inputs += [
+                    helper.make_tensor_value_info(f"bn{key}.mean", tp.FLOAT, [channels]),
+                    helper.make_tensor_value_info(f"bn{key}.var", tp.FLOAT, [channels]),
+                ]
 
         edge = g.const("edge.pads", np.array([1, 1, 1, 1], dtype=np.int64))
         edge_axes = g.const("edge.axes", np.array([2, 3], dtype=np.int64))
@@ -223,7 +426,8 @@ def build_onnx(
                 extrapolation_value=0.0,
             )
 
-        output, latent = _network(g, model, "image", "gray", upsample)
+        norm = _input_norm(g) if per_image else _running_norm(g)
+        output, latent = _network(g, model, "image", "gray", upsample, norm)
         g.op("Identity", [output], name="output")
         g.op("Identity", [latent], name="latent")
         outputs = [
@@ -235,10 +439,17 @@ def build_onnx(
     proto = helper.make_model(
         body, opset_imports=[helper.make_opsetid("", opset)], producer_name="enlightengan", ir_version=8
     )
-    proto.doc_string = "EnlightenGAN generator (Jiang et al., IEEE TIP 2021). " + (
-        "input: RGB [0,1] NCHW float32, any H, W >= 9; output: enhanced RGB [0,1], clipped."
-        if graph == "full"
-        else "tiles graph: image [-1,1], gray [0,1], roi 4x8 (tf_crop_and_resize); output, latent [-1,1]."
+    statistics = " BatchNorm: each image's own statistics." if per_image else ""
+    proto.doc_string = (
+        "EnlightenGAN generator (Jiang et al., IEEE TIP 2021). "
+        + {
+            "full": "input: RGB [0,1] NCHW float32, any H, W >= 9; output: enhanced RGB [0,1], clipped.",
+            "tiles": "tiles graph: image [-1,1], gray [0,1], roi 4x8 (tf_crop_and_resize); "
+            "output, latent [-1,1].",
+            "statistics": "statistics graph: image [-1,1] and gray [0,1] of one 16-aligned image; "
+            "outputs: each BatchNorm's mean and unbiased variance.",
+        }[graph]
+        + statistics
     )
     return proto
 

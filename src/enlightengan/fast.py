@@ -34,7 +34,7 @@ from .backends import Backend
 from .models.generator import MULTIPLE, GeneratorOutput, attention_map
 from .tiling import DEFAULT_MARGIN, default_budget, tiled_output
 
-__all__ = ["FastConfig", "box_filter", "fast_forward", "fast_latent", "guided_coefficients"]
+__all__ = ["FastConfig", "box_filter", "fast_forward", "fast_latent", "guided_coefficients", "shrink"]
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,26 @@ def _shrunk_size(height: int, width: int, scale: float) -> tuple[int, int]:
     return max(round(height / scale), min(height, MULTIPLE)), max(round(width / scale), min(width, MULTIPLE))
 
 
+def shrink(image: Tensor, scale: float) -> Tensor:
+    """``image`` shrunk by ``scale`` per side, as the fast mode feeds the network.
+
+    Antialiased bilinear resampling; sides are rounded and kept at least 16 pixels (or the original
+    side, when smaller). ``scale = 1`` returns ``image`` itself.
+
+    Args:
+        image: ``N x C x H x W``, any range.
+        scale: shrink factor per side, >= 1.
+
+    Returns:
+        ``N x C x round(H / scale) x round(W / scale)`` (see above for the smallest sides).
+    """
+    height, width = image.shape[-2:]
+    size = _shrunk_size(height, width, scale)
+    if size == (height, width):
+        return image
+    return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+
 def fast_latent(
     backend: Backend,
     image: Tensor,
@@ -139,7 +159,7 @@ def fast_latent(
                 backend, image, tile=tile, margin=margin, budget=budget, base_width=base_width
             )
             return output.sub_(image)
-        small = F.interpolate(image, size=small_size, mode="bilinear", align_corners=False, antialias=True)
+        small = shrink(image, config.scale)
         small_gray = attention_map(small)
         small_output = tiled_output(
             backend, small, small_gray, tile=tile, margin=margin, budget=budget, base_width=base_width

@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 from PIL import Image
 from torch import Tensor
 
-from .backends import BACKENDS, Backend, make_backend
+from .backends import BACKENDS, Backend, OnnxRuntimeBackend, make_backend
 from .denoise import DenoiseConfig, attention_denoise, require_opencv
 from .fast import FastConfig, fast_latent
 from .image_io import prepare
@@ -185,13 +185,11 @@ class Enhancer:
             self.model = load_generator(self.weights, device=self.device)
         self.backend_name = backend
         self.per_image_batchnorm = self.model.config.batchnorm == "per-image"
-        if self.per_image_batchnorm and backend == "onnxruntime":
-            raise ValueError(
-                "this generator normalises each image with its own BatchNorm statistics "
-                "(batchnorm='per-image'), which the onnxruntime backend does not support yet: "
-                "use --backend torch"
-            )
-        self._backend: Backend = make_backend(backend, self.model)
+        # Per-image models: the torch backend is rebuilt per image from a copy with that image's
+        # statistics; ONNX Runtime's sessions are built once and bound to each image's statistics.
+        self._backend: Backend | None = (
+            None if self.per_image_batchnorm and backend == "torch" else make_backend(backend, self.model)
+        )
 
     def __repr__(self) -> str:
         source = self.weights if self.weights is not None else "<model>"
@@ -217,13 +215,16 @@ class Enhancer:
         """
         if self.per_image_batchnorm:
             # statistics of each image first (one pass at <= STATS_MAX_PIXELS), then the exact path
-            latents = []
-            for i in range(image.shape[0]):
-                one = image[i : i + 1]
-                backend = make_backend(self.backend_name, per_image_model(self.model, one))
-                latents.append(self._run_with(backend, one))
+            latents = [self._run_with(self._image_backend(one), one) for one in image.split(1)]
             return latents[0] if len(latents) == 1 else torch.cat(latents)
+        assert self._backend is not None
         return self._run_with(self._backend, image)
+
+    def _image_backend(self, image: Tensor) -> Backend:
+        """A backend normalising with the BatchNorm statistics of ``image`` (``1 x 3 x H x W``)."""
+        if isinstance(self._backend, OnnxRuntimeBackend):
+            return self._backend.with_statistics(image)
+        return make_backend(self.backend_name, per_image_model(self.model, image))
 
     def _run_with(self, backend: Backend, image: Tensor) -> Tensor:
         width = self.model.config.base_width

@@ -32,8 +32,10 @@ examples:
 the graph: input "input", RGB in [0, 1], N x 3 x H x W float32, any N, H and W (each side at least 9
 pixels); output "output", the enhanced RGB in [0, 1] (clipped), same shape. The attention map, the
 reflection padding to multiples of 16 and the crop back are inside the graph, so a caller only scales
-8-bit pixels to [0, 1] and back. The file is checked with onnx.checker before it is written (atomically:
-an interrupted export leaves no partial file).
+8-bit pixels to [0, 1] and back. For a per-image BatchNorm generator (the bundled default model) the
+graph also measures each image's BatchNorm statistics first, on its copy of at most 1 megapixel, as
+the torch path does; each image of a batch gets its own. The file is checked with onnx.checker
+before it is written (atomically: an interrupted export leaves no partial file).
 
 needs the optional packages onnx (and onnxruntime for --verify): pip install 'enlightengan[onnx]'
 
@@ -103,10 +105,14 @@ def _verify(model: Any, path: Path) -> float:
 
     ort = require("onnxruntime", "onnx")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    from ..models.batchnorm import per_image_model
+
     rgb01 = torch.rand(1, 3, 157, 203, generator=torch.Generator().manual_seed(0))
     (result,) = session.run(None, {"input": rgb01.numpy()})
+    image = rgb01 * 2 - 1
     with torch.inference_mode():
-        expected = model(rgb01 * 2 - 1).output.clamp(-1, 1)
+        reference = per_image_model(model, image) if model.config.batchnorm == "per-image" else model
+        expected = reference(image).output.clamp(-1, 1)
     return float((torch.from_numpy(result) * 2 - 1 - expected).abs().max())
 
 
@@ -176,12 +182,6 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         if args.onnx is not None:
-            if model.config.batchnorm == "per-image":
-                raise ValueError(
-                    "this generator normalises each image with its own BatchNorm statistics (batchnorm="
-                    "'per-image', e.g. the bundled default model); an ONNX graph would freeze the running "
-                    "averages instead and change its colours, so ONNX export of it is not supported yet"
-                )
             target = args.onnx.expanduser()
             export_onnx(model, target, opset=args.opset or DEFAULT_OPSET)
             print(f"wrote {target} ({target.stat().st_size:,} bytes); onnx.checker: ok", file=sys.stderr)

@@ -19,11 +19,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["STATS_MAX_PIXELS", "per_image_model", "recalibrate_batchnorm"]
+__all__ = ["STATS_MAX_PIXELS", "per_image_model", "recalibrate_batchnorm", "statistics_image"]
 
 #: Largest image (in pixels) whose BatchNorm statistics :func:`per_image_model` measures as it is;
 #: larger images are shrunk to this size first (statistics are averages: they change little).
 STATS_MAX_PIXELS = 1_000_000
+
+#: Images whose sides are both at most this are enlarged to twice it for their statistics.
+THUMBNAIL_SIDE = 16
 
 _Module = TypeVar("_Module", bound=nn.Module)
 
@@ -78,6 +81,32 @@ def recalibrate_batchnorm(model: nn.Module, images: Iterable[Tensor]) -> int:
     return count
 
 
+def statistics_image(image: Tensor, max_pixels: int = STATS_MAX_PIXELS) -> Tensor:
+    """The copy of ``image`` whose BatchNorm statistics stand for it (:func:`per_image_model`).
+
+    Args:
+        image: ``1 x 3 x H x W`` RGB in ``[-1, 1]``.
+        max_pixels: images with more pixels are shrunk (antialiased bilinear, sides rounded, at least
+            16 pixels) to about this many; smaller ones are returned as they are, except thumbnails
+            of at most 16 x 16 pixels, which are enlarged to 32 x 32 (bilinear): padded to 16 x 16
+            they would leave one value per channel at the deepest level, which has no variance.
+
+    Returns:
+        ``1 x 3 x h x w`` in ``[-1, 1]``.
+    """
+    if image.ndim != 4 or image.shape[0] != 1:
+        raise ValueError(f"per-image statistics take one image, 1 x 3 x H x W, got {tuple(image.shape)}")
+    height, width = image.shape[-2:]
+    if height <= THUMBNAIL_SIDE and width <= THUMBNAIL_SIDE:
+        size = (2 * THUMBNAIL_SIDE, 2 * THUMBNAIL_SIDE)
+    elif height * width > max_pixels:
+        factor = (max_pixels / (height * width)) ** 0.5
+        size = (max(16, round(height * factor)), max(16, round(width * factor)))
+    else:
+        return image
+    return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+
 def per_image_model(model: _Module, image: Tensor, max_pixels: int = STATS_MAX_PIXELS) -> _Module:
     """A copy of ``model`` in eval mode whose BatchNorm statistics are those of ``image``.
 
@@ -94,13 +123,6 @@ def per_image_model(model: _Module, image: Tensor, max_pixels: int = STATS_MAX_P
     Returns:
         The copy, on the model's device, in eval mode.
     """
-    if image.ndim != 4 or image.shape[0] != 1:
-        raise ValueError(f"per_image_model takes one image, 1 x 3 x H x W, got {tuple(image.shape)}")
-    height, width = image.shape[-2:]
-    if height * width > max_pixels:
-        factor = (max_pixels / (height * width)) ** 0.5
-        size = (max(16, round(height * factor)), max(16, round(width * factor)))
-        image = F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
     clone = copy.deepcopy(model)
-    recalibrate_batchnorm(clone, [image])
+    recalibrate_batchnorm(clone, [statistics_image(image, max_pixels)])
     return clone.eval()

@@ -21,6 +21,7 @@ from ..losses.adversarial import (
     relativistic_lsgan_d_loss,
     relativistic_lsgan_g_loss,
 )
+from ..losses.consistency import resolution_consistency_loss
 from ..losses.feature import SelfFeaturePreservingLoss
 from ..losses.priors import color_loss, exposure_loss, structure_loss
 from .distributed import global_mean
@@ -87,11 +88,17 @@ class EnlightenGANObjective(nn.Module):
         self.feature_loss = feature_loss
         self.config = config
 
-    def generator_step(self, batch: Batch, boxes: Sequence[tuple[int, int]]) -> GeneratorStep:
+    def generator_step(
+        self, batch: Batch, boxes: Sequence[tuple[int, int]], scale: float | None = None
+    ) -> GeneratorStep:
         """Forward the generator and compute its loss.
 
         The discriminators are called unwrapped (no DDP gradient sync) and must be frozen by the caller
-        (``requires_grad_(False)``): only the generator is updated by this loss.
+        (``requires_grad_(False)``): only the generator is updated by this loss. ``scale`` is the
+        shrink factor of the resolution consistency term (drawn by the trainer; used only when
+        ``config.scale_weight`` is set). Its second generator forward goes to the unwrapped module, so
+        a DDP generator sees one forward per backward (the gradients of both forwards meet in each
+        parameter's one accumulation, which DDP reduces).
         """
         cfg = self.config
         output, latent = self.generator(batch.input, batch.gray)
@@ -134,6 +141,13 @@ class EnlightenGANObjective(nn.Module):
             exposure = exposure_loss(output, cfg.exposure_level)
             logs["g_exposure"] = exposure.detach()
             loss = loss + cfg.exposure_weight * exposure
+
+        if cfg.scale_weight:
+            if scale is None:
+                raise ValueError("loss.scale_weight is set: generator_step needs a scale")
+            consistency = resolution_consistency_loss(unwrap(self.generator), batch.input, output, scale)
+            logs["g_scale"] = consistency.detach()
+            loss = loss + cfg.scale_weight * consistency
 
         logs["g_total"] = loss.detach()
         return GeneratorStep(loss=loss, output=output, latent=latent, logs=logs)

@@ -392,10 +392,14 @@ class Trainer:
             batch.input.shape[-1],
             self.patch_rng,
         )
+        scale = None
+        if self.config.loss.scale_weight:
+            low, high = self.config.loss.scale_range
+            scale = low + (high - low) * float(torch.rand((), generator=self.patch_rng))
         for d in (self.d_global, self.d_local):
             d.requires_grad_(False)
         with self._autocast():
-            g_step = self.objective.generator_step(batch, boxes)
+            g_step = self.objective.generator_step(batch, boxes, scale)
         _check_finite(g_step.logs, self.step)
         self.opt_g.zero_grad(set_to_none=True)
         g_step.loss.backward()

@@ -1,0 +1,82 @@
+"""Resolution consistency loss: hand-computed values, the anchor is detached, the trainer uses it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import Tensor
+
+from enlightengan.config import ConfigError
+from enlightengan.fast import shrink
+from enlightengan.losses.consistency import resolution_consistency_loss
+from enlightengan.training.trainer import Trainer
+
+from .test_training import _tiny_config, tiny_data  # noqa: F401  (pytest fixture)
+
+
+def _brightening_by_size(image: Tensor, gray: Tensor) -> tuple[Tensor, Tensor]:
+    """A 'generator' whose residual grows with the image height: 0.1 at 64 rows, 0.05 at 32."""
+    latent = torch.full_like(image, 0.1 * image.shape[-2] / 64)
+    return image + latent, latent
+
+
+def test_hand_computed_value_for_a_resolution_dependent_generator() -> None:
+    image = torch.rand(2, 3, 64, 48, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    output, _ = _brightening_by_size(image, image[:, :1])
+    # shrink(image + 0.1) = shrink(image) + 0.1 (resampling weights sum to 1); on 32 rows G adds 0.05
+    loss = resolution_consistency_loss(_brightening_by_size, image, output, 2.0)
+    assert loss.item() == pytest.approx(0.05, abs=1e-6)
+
+
+def test_a_pointwise_affine_generator_is_consistent() -> None:
+    def affine(image: Tensor, gray: Tensor) -> tuple[Tensor, Tensor]:
+        latent = 0.3 * image + 0.2
+        return image + latent, latent
+
+    image = torch.rand(1, 3, 90, 70, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    output, _ = affine(image, image[:, :1])
+    assert resolution_consistency_loss(affine, image, output, 2.37).item() < 1e-6
+    assert shrink(image, 2.37).shape[-2:] == (38, 30)  # round(90 / 2.37), round(70 / 2.37)
+
+
+def test_only_the_shrunk_pass_is_trained() -> None:
+    scale = torch.tensor(1.0, requires_grad=True)
+
+    def generator(image: Tensor, gray: Tensor) -> tuple[Tensor, Tensor]:
+        latent = scale * image.mean() * torch.ones_like(image)
+        return image + latent, latent
+
+    image = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    output, _ = generator(image, image[:, :1])
+    full_output = output.detach().requires_grad_(True)
+    resolution_consistency_loss(generator, image, full_output, 2.0).backward()
+    assert full_output.grad is None  # the full-resolution output is the anchor, not pulled
+    assert scale.grad is not None and scale.grad.abs() > 0
+
+
+def test_bad_arguments() -> None:
+    image = torch.zeros(1, 3, 32, 32)
+    with pytest.raises(ValueError, match="scale must be > 1"):
+        resolution_consistency_loss(_brightening_by_size, image, image, 1.0)
+    with pytest.raises(ValueError, match="must match"):
+        resolution_consistency_loss(_brightening_by_size, image, image[..., :16], 2.0)
+
+
+def test_trainer_adds_it_to_the_generator_loss(tiny_data: tuple[Path, Path], tmp_path: Path) -> None:  # noqa: F811
+    config = _tiny_config(*tiny_data, **{"optim.max_steps": 2, "loss.scale_weight": 1.0})
+    trainer = Trainer(config, tmp_path / "run", progress=False)
+    logs = trainer.train_step(next(_batches(trainer)))
+    assert logs["g_scale"] > 0
+    with pytest.raises(ConfigError, match="scale_range"):
+        _tiny_config(*tiny_data, **{"loss.scale_range": [1.0, 2.0]})
+    with pytest.raises(ConfigError, match="scale_weight"):
+        _tiny_config(*tiny_data, **{"loss.scale_weight": -1.0})
+
+
+def _batches(trainer: Trainer):  # type: ignore[no-untyped-def]
+    from enlightengan.training.objective import Batch
+
+    for data in trainer._batches(0, 0):
+        yield Batch.from_dict(data, trainer.device)
