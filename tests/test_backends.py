@@ -246,5 +246,11 @@ def test_onnxruntime_backend_binds_per_image_statistics() -> None:
     image, gray = _inputs(1, 32, 32)
     with pytest.raises(ValueError, match="with_statistics"):
         backend.run(image, gray)  # unbound: no statistics to normalise with
+    measured, measured_latent = backend.measuring().run(image, gray)  # one pass, its own statistics
+    expected, expected_latent = TorchBackend(model, statistics="measured").run(image, gray)
+    torch.testing.assert_close(measured, expected, atol=1e-4, rtol=0)
+    torch.testing.assert_close(measured_latent, expected_latent, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="one whole image"):
+        backend.measuring().run(image, gray, Placement(0, 0, 64, 32))
     with pytest.raises(ValueError, match="per-image"):
         OnnxRuntimeBackend(randomised_generator(), threads=1).with_statistics(image)

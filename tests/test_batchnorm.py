@@ -125,10 +125,7 @@ def test_per_image_enhancer_uses_each_images_own_statistics() -> None:
         with torch.no_grad():  # the original test code: training-mode BatchNorm, batch of one
             expected = model.train()(x).output.clamp(-1, 1)
         model.eval()
-        # eval mode divides by the unbiased variance, training mode by the biased one (n / (n - 1) with
-        # n = 12 pixels at the deepest level of this small image): close, not equal
-        difference = (got[i : i + 1] - expected).abs()
-        assert difference.mean() < 1 / 255 and difference.max() < 0.05
+        torch.testing.assert_close(got[i : i + 1], expected, atol=1e-5, rtol=0)
     running = Enhancer(model=EnlightenGenerator(GeneratorConfig(base_width=4)), device="cpu")
     running.model.load_state_dict(model.state_dict())
     assert (running.enhance_tensor(images[0]) - got[0:1]).abs().max() > 0.1  # the mode matters
@@ -197,3 +194,75 @@ def test_thumbnails_get_statistics_from_an_enlarged_copy() -> None:
     with torch.no_grad():
         expected = per_image_model(model, enlarged)(x).output.clamp(-1, 1)
     torch.testing.assert_close(got, expected)
+
+
+def _photos(*seeds: int, height: int = 48, width: int = 64) -> torch.Tensor:
+    return torch.cat(
+        [
+            torch.from_numpy(make_dark_rgb(height, width, seed=s)).permute(2, 0, 1)[None].float() / 127.5 - 1
+            for s in seeds
+        ]
+    )
+
+
+def test_measuring_backend_is_training_mode_batchnorm_per_image() -> None:
+    from enlightengan.backends import Placement, TorchBackend
+    from enlightengan.models.generator import attention_map
+
+    model = _per_image_generator()
+    x = _photos(1, 2)  # 48 x 64: already on the 16-pixel grid
+    out, latent = TorchBackend(model, statistics="measured").run(x, attention_map(x))
+    for i in range(2):
+        with torch.no_grad():
+            expected, expected_latent = model.train()(x[i : i + 1])
+        model.eval()
+        torch.testing.assert_close(out[i : i + 1], expected, atol=1e-5, rtol=0)
+        torch.testing.assert_close(latent[i : i + 1], expected_latent, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="whole images only"):
+        TorchBackend(model, statistics="measured").run(x, attention_map(x), Placement(0, 0, 96, 64))
+    with pytest.raises(ValueError, match="cannot be folded"):
+        TorchBackend(model, statistics="measured", fold_batchnorm=True)
+    with pytest.raises(ValueError, match="statistics must be"):
+        TorchBackend(model, statistics="instance")  # type: ignore[arg-type]
+
+
+def test_per_image_enhancer_measures_in_the_pass_when_the_image_runs_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One pass for photos that run in one piece; the separate statistics pass only for tiled ones."""
+    import enlightengan.inference as inference
+
+    model = _per_image_generator()
+    calls: list[tuple[int, ...]] = []
+    original = inference.per_image_model
+
+    def counting(generator: EnlightenGenerator, image: torch.Tensor) -> EnlightenGenerator:
+        calls.append(tuple(image.shape))
+        return original(generator, image)
+
+    monkeypatch.setattr(inference, "per_image_model", counting)
+    small = _photos(3)
+    one_pass = inference.Enhancer(model=model, device="cpu").enhance_tensor(small)
+    assert calls == []  # measured during the pass itself
+    with torch.no_grad():  # the same as measuring first, then normalising with the measured statistics
+        two_passes = original(model, small)(small).output.clamp(-1, 1)
+    torch.testing.assert_close(one_pass, two_passes, atol=1e-5, rtol=0)
+    wide = _photos(4, height=60, width=300)
+    inference.Enhancer(model=model, device="cpu", tile=128).enhance_tensor(wide)
+    assert calls == [(1, 3, 60, 300)]  # tiles: statistics of the whole image first
+
+
+def test_fast_mode_normalises_the_shrunk_image_with_its_own_statistics() -> None:
+    from enlightengan.backends import TorchBackend
+    from enlightengan.fast import FastConfig, fast_latent, shrink
+    from enlightengan.inference import Enhancer
+    from enlightengan.models.batchnorm import per_image_model
+
+    model = _per_image_generator()
+    x = _photos(5, height=96, width=128)
+    config = FastConfig(scale=2.0)
+    got = Enhancer(model=model, device="cpu", fast=config).enhance_tensor(x)
+    with torch.no_grad():
+        backend = TorchBackend(per_image_model(model, shrink(x, 2.0)))
+        expected = (x + fast_latent(backend, x, config)).clamp(-1, 1)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)

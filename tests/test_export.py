@@ -137,9 +137,16 @@ def test_statistics_graph_gives_the_per_image_statistics() -> None:
             strict=True,
         )
     )
-    measured = per_image_model(model, image).state_dict()
+    measured_model = per_image_model(model, image)
+    measured = measured_model.state_dict()
     keys = [k[: -len(".running_mean")] for k in measured if k.endswith(".running_mean")]
-    assert len(names) == 2 * len(keys) == 2 * 17  # every BatchNorm of the generator
+    assert names[:2] == ["output", "latent"]
+    assert len(names) == 2 + 2 * len(keys) == 2 + 2 * 17  # every BatchNorm of the generator
+    with torch.no_grad():  # the result is the image normalised with its own statistics (one pass)
+        expected, expected_latent = model.train()(image)
+    model.eval()
+    np.testing.assert_allclose(values["output"], expected.numpy(), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(values["latent"], expected_latent.numpy(), atol=1e-4, rtol=0)
     for key in keys:
         np.testing.assert_allclose(
             values[f"{key}.mean"], measured[f"{key}.running_mean"], rtol=1e-4, atol=1e-5

@@ -362,6 +362,11 @@ class TorchBackend:
             BatchNorm in place in one pass, because of the border recomputation it needs.
         fuse_activation: let oneDNN apply the LeakyReLU inside the convolution (``None``: where
             available, i.e. CPU float32 tensors on builds with oneDNN).
+        statistics: ``"running"`` (default): BatchNorm normalises with the model's running statistics.
+            ``"measured"``: with each image's own, measured on the fly (the mean and biased variance of
+            each channel over the image, as training-mode BatchNorm on a batch of one), so one pass
+            computes what a per-image BatchNorm generator computes; whole images only (a tile's
+            statistics are not the image's), and not with ``fold_batchnorm``.
 
     Shapes:
         ``run(image, gray, placement)``: ``N x 3 x H x W`` in ``[-1, 1]`` and ``N x 1 x H x W`` in
@@ -377,9 +382,15 @@ class TorchBackend:
         channels_last: bool = True,
         fold_batchnorm: bool = False,
         fuse_activation: bool | None = None,
+        statistics: Literal["running", "measured"] = "running",
     ) -> None:
         if not isinstance(model, EnlightenGenerator):
             raise TypeError(f"TorchBackend needs an EnlightenGenerator, got {type(model).__name__}")
+        if statistics not in ("running", "measured"):
+            raise ValueError(f"statistics must be 'running' or 'measured', got {statistics!r}")
+        if statistics == "measured" and fold_batchnorm:
+            raise ValueError("measured BatchNorm statistics cannot be folded into the convolutions")
+        self.statistics = statistics
         self.channels_last = channels_last
         self.fold_batchnorm = fold_batchnorm
         self.fuse_activation = fuse_activation
@@ -404,6 +415,16 @@ class TorchBackend:
         }
         assert model.conv10.bias is not None
         self._head = (model.conv10.weight.detach().clone(), model.conv10.bias.detach().clone())
+        # weight, bias and eps of each BatchNorm, for statistics measured on the fly
+        self._bn_params = {
+            name[2:]: (
+                module.weight.detach().to(device).view(1, -1, 1, 1),
+                module.bias.detach().to(device).view(1, -1, 1, 1),
+                module.eps,
+            )
+            for name, module in model.named_modules()
+            if name.startswith("bn") and isinstance(module, torch.nn.BatchNorm2d)
+        }
 
     @staticmethod
     def _prepare(model: EnlightenGenerator, fold: bool) -> dict[str, _Conv]:
@@ -507,8 +528,15 @@ class TorchBackend:
         if step.neutral is not None:
             self._frame(out, x, step)
         if step.explicit_bn is not None:
-            # One in-place pass: out = shift + out * scale.
-            torch.addcmul(step.explicit_bn.shift, out, step.explicit_bn.scale, out=out)
+            if self.statistics == "measured":
+                weight, bias, eps = self._bn_params[key]
+                var, mean = torch.var_mean(out, dim=(2, 3), keepdim=True, unbiased=False)
+                scale = weight * torch.rsqrt(var + eps)
+                # One in-place pass: out = shift + out * scale, per image and channel.
+                torch.addcmul(bias - mean * scale, out, scale, out=out)
+            else:
+                # One in-place pass: out = shift + out * scale.
+                torch.addcmul(step.explicit_bn.shift, out, step.explicit_bn.scale, out=out)
         return out
 
     def _gate(self, x: Tensor, gray: Tensor, lead: int = 0) -> Tensor:
@@ -547,6 +575,11 @@ class TorchBackend:
         _check_inputs(image, gray)
         if placement is not None:
             placement.check(*image.shape[-2:])
+            if self.statistics == "measured" and not placement.is_whole(*image.shape[-2:]):
+                raise ValueError(
+                    "a backend measuring BatchNorm statistics runs whole images only: a tile's statistics "
+                    "are not the image's"
+                )
         fmt = self._memory_format()
         with torch.inference_mode():
             grays = [gray.contiguous(memory_format=fmt)]
@@ -626,10 +659,12 @@ class OnnxRuntimeBackend:
     (on the ``[-1, 1]`` scale) rather than to float rounding as with :class:`TorchBackend`.
 
     Per-image BatchNorm models (``batchnorm="per-image"``, the bundled default model) get two
-    graphs: ``"statistics"`` measures every BatchNorm's statistics on one image (the pass of
-    :func:`~enlightengan.models.batchnorm.per_image_model`) and the tiles graph takes them as
-    inputs. Such a backend runs only once bound to an image's statistics with
-    :meth:`with_statistics`; the sessions are shared, so binding costs one statistics pass.
+    graphs: ``"statistics"`` runs the network on one whole image normalising every BatchNorm with
+    that image's own statistics, and returns them with the result (the pass of
+    :func:`~enlightengan.models.batchnorm.per_image_model`); the tiles graph takes statistics as
+    inputs. Such a backend runs once bound to an image's statistics (:meth:`with_statistics`:
+    one statistics pass, then any tiles), or as :meth:`measuring` (whole images in one pass). The
+    views share the sessions.
 
     Raises:
         OptionalDependencyError: ``onnx`` or ``onnxruntime`` is not installed.
@@ -675,6 +710,12 @@ class OnnxRuntimeBackend:
         self.session = session("tiles")
         self._statistics_session = session("statistics") if self.per_image else None
         self._statistics: dict[str, Any] = {}
+        self._measure = False
+
+    def _per_image_session(self, method: str) -> Any:
+        if self._statistics_session is None:
+            raise ValueError(f"{method} is for per-image BatchNorm generators (batchnorm='per-image')")
+        return self._statistics_session
 
     def with_statistics(self, image: Tensor) -> OnnxRuntimeBackend:
         """This backend normalising with the BatchNorm statistics of ``image`` (per-image models).
@@ -690,29 +731,51 @@ class OnnxRuntimeBackend:
         from .models.batchnorm import statistics_image
         from .models.generator import attention_map, pad_to_multiple
 
-        if self._statistics_session is None:
-            raise ValueError("with_statistics is for per-image BatchNorm generators (batchnorm='per-image')")
+        session = self._per_image_session("with_statistics")
         small, _ = pad_to_multiple(statistics_image(image.detach().float().cpu()))
-        names = [o.name for o in self._statistics_session.get_outputs()]
-        values = self._statistics_session.run(
+        names = [o.name for o in session.get_outputs() if o.name.startswith("bn")]
+        values = session.run(
             names, {"image": small.contiguous().numpy(), "gray": attention_map(small).contiguous().numpy()}
         )
         bound = copy.copy(self)
         bound._statistics = dict(zip(names, values, strict=True))
+        bound._measure = False
         return bound
+
+    def measuring(self) -> OnnxRuntimeBackend:
+        """This backend normalising each whole image it runs with that image's own statistics (one pass)."""
+        self._per_image_session("measuring")
+        view = copy.copy(self)
+        view._statistics, view._measure = {}, True
+        return view
 
     def run(self, image: Tensor, gray: Tensor, placement: Placement | None = None) -> tuple[Tensor, Tensor]:
         from .export import tile_roi
 
         _check_inputs(image, gray)
-        if self.per_image and not self._statistics:
-            raise ValueError(
-                "this generator normalises each image with its own BatchNorm statistics: "
-                "bind them first with backend.with_statistics(image)"
-            )
         h, w = image.shape[-2:]
         if placement is not None:
             placement.check(h, w)
+        if self._measure:
+            if image.shape[0] != 1 or (placement is not None and not placement.is_whole(h, w)):
+                raise ValueError(
+                    "a backend measuring BatchNorm statistics runs one whole image at a time: a tile's "
+                    "statistics are not the image's"
+                )
+            assert self._statistics_session is not None
+            output, latent = self._statistics_session.run(
+                ["output", "latent"],
+                {
+                    "image": image.detach().float().cpu().contiguous().numpy(),
+                    "gray": gray.detach().float().cpu().contiguous().numpy(),
+                },
+            )
+            return torch.from_numpy(output).to(image.device), torch.from_numpy(latent).to(image.device)
+        if self.per_image and not self._statistics:
+            raise ValueError(
+                "this generator normalises each image with its own BatchNorm statistics: "
+                "bind them first with backend.with_statistics(image), or use backend.measuring()"
+            )
         feeds = {
             "image": image.detach().float().cpu().contiguous().numpy(),
             "gray": gray.detach().float().cpu().contiguous().numpy(),

@@ -16,14 +16,16 @@ Three graphs are built from the same weights:
   them (see :mod:`enlightengan.backends`).
 * ``"statistics"`` (per-image BatchNorm models only, for the same backend): inputs ``image`` and
   ``gray`` of one 16-aligned image; outputs ``bn{key}.mean`` and ``bn{key}.var`` for every
-  BatchNorm, the statistics that :func:`~enlightengan.models.batchnorm.per_image_model` measures.
+  BatchNorm, the statistics that :func:`~enlightengan.models.batchnorm.per_image_model` measures,
+  and ``output`` and ``latent`` of the image normalised with them.
 
 Per-image BatchNorm generators (``GeneratorConfig(batchnorm="per-image")``, the bundled default
 model) normalise each image with its own statistics, as the original test code did. Their ``"full"``
-graph runs the network twice: first in training-mode BatchNorm on the image's statistics copy
-(shrunk to at most ``STATS_MAX_PIXELS``, :func:`~enlightengan.models.batchnorm.statistics_image`),
-recording every layer's per-image mean and unbiased variance, then on the image normalised with
-them; the ``"tiles"`` graph takes those statistics as inputs (``bn{key}.mean``, ``bn{key}.var``).
+graph first runs the network in training-mode BatchNorm on the image's statistics copy
+(:func:`~enlightengan.models.batchnorm.statistics_image`: the image itself, or shrunk to at most
+``STATS_MAX_PIXELS``), recording every layer's per-image mean and biased variance; when that copy is
+the image itself, its result is the answer; otherwise the image is run again, normalised with them.
+The ``"tiles"`` graph takes the statistics as inputs (``bn{key}.mean``, ``bn{key}.var``).
 
 The graphs are written with :mod:`onnx` directly rather than traced by ``torch.onnx``: no tracing
 quirks with the data-dependent padding, and ``onnxscript`` is not needed. ``onnx`` (and
@@ -32,9 +34,10 @@ quirks with the data-dependent padding, and ``onnxscript`` is not needed. ``onnx
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -98,6 +101,18 @@ class _Graph:
         self._constants.add(name)
         return name
 
+    @contextlib.contextmanager
+    def branch(self) -> Iterator[list[Any]]:
+        """Collect the nodes added inside the ``with`` block in a list of their own (an ``If`` branch).
+
+        Constants still go to the main graph, which a branch may read (outer scope).
+        """
+        outer, self.nodes = self.nodes, []
+        try:
+            yield self.nodes
+        finally:
+            self.nodes = outer
+
     def op(self, op_type: str, inputs: list[str], name: str | None = None, **attrs: Any) -> str:
         self._count += 1
         out = name or f"{op_type.lower()}_{self._count}"
@@ -154,24 +169,19 @@ def _normalise(g: _Graph, key: str, x: str, mean: str, var: str, bn: torch.nn.Ba
 def _measure_norm(g: _Graph, record: dict[str, tuple[str, str]], axes: tuple[int, ...]) -> _Norm:
     """Training-mode BatchNorm: normalise with the statistics of ``x`` itself over ``axes``.
 
-    Each layer's mean and *unbiased* variance (what PyTorch stores as running statistics, and what
-    :func:`~enlightengan.models.batchnorm.per_image_model` then normalises with) are added to
-    ``record``, keyed by the layer's ``key``, with the reduced axes kept (size 1).
+    Each layer's mean and biased variance (what it normalised with, and what
+    :func:`~enlightengan.models.batchnorm.per_image_model` records) are added to ``record``, keyed
+    by the layer's ``key``, with the reduced axes kept (size 1).
     """
     reduce_axes = g.const(f"measure.axes{''.join(map(str, axes))}", np.array(axes, dtype=np.int64))
-    one = g.const("measure.one", np.float32(1.0))
     zero = g.const("measure.zero4d", np.zeros((1, 1, 1, 1), np.float32))
-    float32 = int(g.onnx.TensorProto.FLOAT)
 
     def norm(key: str, x: str, bn: torch.nn.BatchNorm2d) -> str:
         mean = g.op("ReduceMean", [x, reduce_axes], keepdims=1)
         centred = g.op("Sub", [x, mean])
-        biased = g.op("ReduceMean", [g.op("Mul", [centred, centred]), reduce_axes], keepdims=1)
-        size_x = g.op("Cast", [g.op("Size", [x])], to=float32)
-        count = g.op("Div", [size_x, g.op("Cast", [g.op("Size", [mean])], to=float32)])
-        unbiased = g.op("Mul", [biased, g.op("Div", [count, g.op("Sub", [count, one])])])
-        record[key] = (mean, unbiased)
-        return _normalise(g, key, centred, zero, biased, bn)
+        var = g.op("ReduceMean", [g.op("Mul", [centred, centred]), reduce_axes], keepdims=1)
+        record[key] = (mean, var)
+        return _normalise(g, key, centred, zero, var, bn)
 
     return norm
 
@@ -272,13 +282,16 @@ def _attention(g: _Graph, rgb01: str) -> str:
     return g.op("Sub", [g.const("one", np.float32(1.0)), g.op("Conv", [rgb01, luma], kernel_shape=[1, 1])])
 
 
-def _statistics_copy(g: _Graph, image: str, max_pixels: int) -> str:
+def _statistics_copy(g: _Graph, image: str, max_pixels: int) -> tuple[str, str]:
     """:func:`~enlightengan.models.batchnorm.statistics_image` in the graph (``image`` in ``[-1, 1]``).
 
     Images over ``max_pixels`` are resized to ``max(16, round(side * sqrt(max_pixels / area)))``
     (float64, rounding half to even as Python does) with antialiased linear resampling, which
     with ``exclude_outside`` weighs the borders as PyTorch does; thumbnails of at most 16 x 16 are
     enlarged to 32 x 32; other images keep their size, for which the resize is the identity.
+
+    Returns:
+        The copy, and a boolean scalar: whether it was resized (is not the image itself).
     """
     tp = g.onnx.TensorProto
     shape = g.op("Shape", [image])
@@ -301,7 +314,12 @@ def _statistics_copy(g: _Graph, image: str, max_pixels: int) -> str:
         [g.op("Slice", [shape, g.const("nc.start", np.array([0])), g.const("nc.end", np.array([2]))]), size],
         axis=0,
     )
-    return g.op(
+    unchanged = g.op(
+        "Cast",
+        [g.op("ReduceMin", [g.op("Cast", [g.op("Equal", [size, hw])], to=int(tp.INT64))], keepdims=0)],
+        to=int(tp.BOOL),
+    )
+    copy = g.op(
         "Resize",
         [image, "", "", sizes],
         mode="linear",
@@ -309,6 +327,7 @@ def _statistics_copy(g: _Graph, image: str, max_pixels: int) -> str:
         exclude_outside=1,
         coordinate_transformation_mode="half_pixel",
     )
+    return copy, g.op("Not", [unchanged])
 
 
 def build_onnx(
@@ -362,18 +381,37 @@ def build_onnx(
         # image in [-1, 1]; gray = 1 - luminance (equal to REFERENCE.md's formula on 2 * input - 1).
         image = g.op("Sub", [g.op("Mul", ["input", two]), one])
         gray = _attention(g, "input")
-        norm = _running_norm(g)
+        (image_p, gray_p), hw, first, axes = _pad_to_grid(g, [image, gray], "input")
         if per_image:
             # Pass 1 (the original test code's train-mode BatchNorm): each image's statistics,
-            # measured on its copy of at most stats_max_pixels, padded to the grid as the model pads.
-            small = _statistics_copy(g, image, stats_max_pixels)
+            # measured on its statistics copy, padded to the grid as the model pads.
+            small, resized = _statistics_copy(g, image, stats_max_pixels)
             small_gray = _attention(g, g.op("Mul", [g.op("Add", [small, one]), half]))
             (small_p, small_gray_p), *_ = _pad_to_grid(g, [small, small_gray], small)
             stats: dict[str, tuple[str, str]] = {}
-            _network(g, model, small_p, small_gray_p, whole_upsample, _measure_norm(g, stats, (2, 3)))
-            norm = _given_norm(g, stats)
-        (image_p, gray_p), hw, first, axes = _pad_to_grid(g, [image, gray], "input")
-        output, _ = _network(g, model, image_p, gray_p, whole_upsample, norm)
+            first_pass, _ = _network(
+                g, model, small_p, small_gray_p, whole_upsample, _measure_norm(g, stats, (2, 3))
+            )
+            # Pass 2, only when the copy is not the image itself: the image with those statistics.
+            with g.branch() as second_nodes:
+                second_pass, _ = _network(g, model, image_p, gray_p, whole_upsample, _given_norm(g, stats))
+            with g.branch() as same_nodes:
+                same = g.op("Identity", [first_pass])
+            output = g.op(
+                "If",
+                [resized],
+                then_branch=helper.make_graph(
+                    second_nodes,
+                    "second_pass",
+                    [],
+                    [helper.make_tensor_value_info(second_pass, tp.FLOAT, None)],
+                ),
+                else_branch=helper.make_graph(
+                    same_nodes, "first_pass", [], [helper.make_tensor_value_info(same, tp.FLOAT, None)]
+                ),
+            )
+        else:
+            output, _ = _network(g, model, image_p, gray_p, whole_upsample, _running_norm(g))
         cropped = g.op("Slice", [output, first, g.op("Add", [first, hw]), axes])
         rgb = g.op("Mul", [g.op("Add", [cropped, one]), half])
         g.op("Clip", [rgb, g.const("zero", np.float32(0.0)), one], name="output")
@@ -384,9 +422,16 @@ def build_onnx(
             helper.make_tensor_value_info("gray", tp.FLOAT, [1, 1, "H", "W"]),
         ]
         stats = {}
-        _network(g, model, "image", "gray", whole_upsample, _measure_norm(g, stats, (0, 2, 3)))
+        output, latent = _network(
+            g, model, "image", "gray", whole_upsample, _measure_norm(g, stats, (0, 2, 3))
+        )
+        g.op("Identity", [output], name="output")
+        g.op("Identity", [latent], name="latent")
         flat = g.const("stats.flat", np.array([-1], dtype=np.int64))
-        outputs = []
+        outputs = [
+            helper.make_tensor_value_info("output", tp.FLOAT, [1, 3, "H", "W"]),
+            helper.make_tensor_value_info("latent", tp.FLOAT, [1, 3, "H", "W"]),
+        ]
         for key, channels in _bn_keys(model):
             mean, var = stats[key]
             g.op("Reshape", [mean, flat], name=f"bn{key}.mean")

@@ -34,7 +34,15 @@ from .backends import Backend
 from .models.generator import MULTIPLE, GeneratorOutput, attention_map
 from .tiling import DEFAULT_MARGIN, default_budget, tiled_output
 
-__all__ = ["FastConfig", "box_filter", "fast_forward", "fast_latent", "guided_coefficients", "shrink"]
+__all__ = [
+    "FastConfig",
+    "box_filter",
+    "fast_forward",
+    "fast_latent",
+    "guided_coefficients",
+    "reduced_budget",
+    "shrink",
+]
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,16 @@ def shrink(image: Tensor, scale: float) -> Tensor:
     return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
+def reduced_budget(image: Tensor, budget: int | None = None) -> int:
+    """Bytes left for the reduced-resolution run of :func:`fast_latent` on ``image`` out of ``budget``.
+
+    The input, the latent, the attention map and the caller's copies stay at full resolution; the
+    rest of ``budget`` (default :func:`~enlightengan.tiling.default_budget`) sizes the tiles.
+    """
+    full_size = 4 * image.numel() * image.element_size()
+    return max((budget if budget is not None else default_budget()) - full_size, 0)
+
+
 def fast_latent(
     backend: Backend,
     image: Tensor,
@@ -149,9 +167,7 @@ def fast_latent(
         raise ValueError(f"expected an N x 3 x H x W image, got shape {tuple(image.shape)}")
     config = config or FastConfig()
     height, width = image.shape[-2:]
-    # The input, the latent, the attention map and the caller's copies stay at full resolution.
-    full_size = 4 * image.numel() * image.element_size()
-    budget = max((budget if budget is not None else default_budget()) - full_size, 0)
+    budget = reduced_budget(image, budget)
     small_size = _shrunk_size(height, width, config.scale)
     with torch.inference_mode():
         if small_size == (height, width):

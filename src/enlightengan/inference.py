@@ -31,14 +31,14 @@ from numpy.typing import NDArray
 from PIL import Image
 from torch import Tensor
 
-from .backends import BACKENDS, Backend, OnnxRuntimeBackend, make_backend
+from .backends import BACKENDS, Backend, OnnxRuntimeBackend, TorchBackend, make_backend
 from .denoise import DenoiseConfig, attention_denoise, require_opencv
-from .fast import FastConfig, fast_latent
+from .fast import FastConfig, fast_latent, reduced_budget, shrink
 from .image_io import prepare
-from .models.batchnorm import per_image_model
+from .models.batchnorm import per_image_model, statistics_image
 from .models.checkpoint import load_generator
 from .models.generator import MULTIPLE, EnlightenGenerator
-from .tiling import DEFAULT_MARGIN, DEFAULT_MEMORY_CAP, tiled_output
+from .tiling import DEFAULT_MARGIN, DEFAULT_MEMORY_CAP, default_budget, runs_whole, tiled_output
 
 __all__ = ["Enhancer", "enhance", "resolve_device"]
 
@@ -185,11 +185,16 @@ class Enhancer:
             self.model = load_generator(self.weights, device=self.device)
         self.backend_name = backend
         self.per_image_batchnorm = self.model.config.batchnorm == "per-image"
-        # Per-image models: the torch backend is rebuilt per image from a copy with that image's
-        # statistics; ONNX Runtime's sessions are built once and bound to each image's statistics.
-        self._backend: Backend | None = (
-            None if self.per_image_batchnorm and backend == "torch" else make_backend(backend, self.model)
-        )
+        self._backend: Backend | None = None
+        self._measuring: Backend | None = None
+        if not self.per_image_batchnorm:
+            self._backend = make_backend(backend, self.model)
+        elif backend == "onnxruntime":
+            # sessions built once: bound to each image's statistics, or measuring them in the pass
+            ort_backend = OnnxRuntimeBackend(self.model)
+            self._backend, self._measuring = ort_backend, ort_backend.measuring()
+        else:  # torch: bound backends are rebuilt per image from a copy holding its statistics
+            self._measuring = TorchBackend(self.model, statistics="measured")
 
     def __repr__(self) -> str:
         source = self.weights if self.weights is not None else "<model>"
@@ -214,25 +219,45 @@ class Enhancer:
         Any H and W: tiles when the image is large (exact), or the fast mode when enabled.
         """
         if self.per_image_batchnorm:
-            # statistics of each image first (one pass at <= STATS_MAX_PIXELS), then the exact path
-            latents = [self._run_with(self._image_backend(one), one) for one in image.split(1)]
+            latents = [self._run_per_image(one) for one in image.split(1)]
             return latents[0] if len(latents) == 1 else torch.cat(latents)
         assert self._backend is not None
-        return self._run_with(self._backend, image)
+        return self._run_with(self._backend, image, self._budget())
 
-    def _image_backend(self, image: Tensor) -> Backend:
-        """A backend normalising with the BatchNorm statistics of ``image`` (``1 x 3 x H x W``)."""
-        if isinstance(self._backend, OnnxRuntimeBackend):
-            return self._backend.with_statistics(image)
-        return make_backend(self.backend_name, per_image_model(self.model, image))
+    def _run_per_image(self, image: Tensor) -> Tensor:
+        """The latent of one image (``1 x 3 x H x W``) for a per-image BatchNorm generator.
 
-    def _run_with(self, backend: Backend, image: Tensor) -> Tensor:
+        The network normalises what it sees with the statistics of what it sees: the image, or in
+        fast mode its shrunk copy. When that runs in one piece and is its own statistics image
+        (:func:`~enlightengan.models.batchnorm.statistics_image`: at most ``STATS_MAX_PIXELS``),
+        the statistics are measured in the pass itself; otherwise they are measured first on the
+        statistics image, then the exact, tiled path runs with them.
+        """
+        budget = self._budget()
+        if budget is None:
+            budget = default_budget()  # read once: the check and the run must plan the same tiles
+        seen, seen_budget = image, budget
+        if self.fast is not None:
+            seen, seen_budget = shrink(image, self.fast.scale), reduced_budget(image, budget)
+        source = statistics_image(seen)
+        assert self._measuring is not None
+        width = self.model.config.base_width
+        backend: Backend
+        if source is seen and runs_whole(
+            self._measuring, seen, tile=self.tile, budget=seen_budget, base_width=width
+        ):
+            backend = self._measuring
+        elif isinstance(self._backend, OnnxRuntimeBackend):
+            backend = self._backend.with_statistics(source)
+        else:
+            backend = make_backend(self.backend_name, per_image_model(self.model, source))
+        return self._run_with(backend, image, budget)
+
+    def _run_with(self, backend: Backend, image: Tensor, budget: int | None) -> Tensor:
         width = self.model.config.base_width
         if self.fast is not None:
-            return fast_latent(
-                backend, image, self.fast, tile=self.tile, budget=self._budget(), base_width=width
-            )
-        output = tiled_output(backend, image, tile=self.tile, budget=self._budget(), base_width=width)
+            return fast_latent(backend, image, self.fast, tile=self.tile, budget=budget, base_width=width)
+        output = tiled_output(backend, image, tile=self.tile, budget=budget, base_width=width)
         return output.sub_(image)  # the residual, in the output's memory
 
     def latent(self, image: Tensor) -> Tensor:

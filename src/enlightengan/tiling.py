@@ -52,6 +52,7 @@ __all__ = [
     "default_budget",
     "plan_tiles",
     "release_memory",
+    "runs_whole",
     "tiled_forward",
     "tiled_output",
 ]
@@ -282,6 +283,46 @@ def _pads(height: int, width: int) -> tuple[int, int]:
     return ((-height) % MULTIPLE) // 2, ((-width) % MULTIPLE) // 2
 
 
+def _plan(
+    backend: Backend, image: Tensor, *, tile: int | None, margin: int, budget: int | None, base_width: int
+) -> TilePlan:
+    """The tiles :func:`tiled_output` cuts ``image`` (``N x 3 x H x W``) into."""
+    n, _, height, width = image.shape
+    padded_h, padded_w = height + (-height) % MULTIPLE, width + (-width) % MULTIPLE
+    if tile is not None:
+        side: int | None = tile - tile % MULTIPLE
+        if side is None or side < MULTIPLE:
+            raise ValueError(f"tile must be at least {MULTIPLE} pixels, got {tile}")
+        max_area = side * side
+    else:
+        side = None
+        # The input, the output and about one more copy held by the caller (decoded pixels and
+        # their conversions), as measured through `enlightengan enhance` on a 12 MP JPEG.
+        reserved = 3 * image.numel() * image.element_size()
+        per_width = getattr(backend, "bytes_per_pixel_per_width", BYTES_PER_PIXEL_PER_WIDTH)
+        max_area = auto_tile_area(base_width, batch=n, reserved=reserved, budget=budget, per_width=per_width)
+    return plan_tiles(padded_h, padded_w, max_area=max_area, max_side=side, margin=margin)
+
+
+def runs_whole(
+    backend: Backend,
+    image: Tensor,
+    *,
+    tile: int | None = None,
+    margin: int = DEFAULT_MARGIN,
+    budget: int | None = None,
+    base_width: int = 32,
+) -> bool:
+    """Whether :func:`tiled_output` with these arguments runs ``image`` in one piece (no tiles).
+
+    Args:
+        backend, image, tile, margin, budget, base_width: as for :func:`tiled_output`.
+    """
+    if min(image.shape[-2:]) < MULTIPLE:
+        return True
+    return _plan(backend, image, tile=tile, margin=margin, budget=budget, base_width=base_width).tiles == 1
+
+
 def tiled_output(
     backend: Backend,
     image: Tensor,
@@ -321,19 +362,7 @@ def tiled_output(
         raise ValueError(f"gray must be N x 1 x H x W matching the image, got {tuple(gray.shape)}")
 
     padded_h, padded_w = height + (-height) % MULTIPLE, width + (-width) % MULTIPLE
-    if tile is not None:
-        side: int | None = tile - tile % MULTIPLE
-        if side is None or side < MULTIPLE:
-            raise ValueError(f"tile must be at least {MULTIPLE} pixels, got {tile}")
-        max_area = side * side
-    else:
-        side = None
-        # The input, the output and about one more copy held by the caller (decoded pixels and
-        # their conversions), as measured through `enlightengan enhance` on a 12 MP JPEG.
-        reserved = 3 * image.numel() * image.element_size()
-        per_width = getattr(backend, "bytes_per_pixel_per_width", BYTES_PER_PIXEL_PER_WIDTH)
-        max_area = auto_tile_area(base_width, batch=n, reserved=reserved, budget=budget, per_width=per_width)
-    plan = plan_tiles(padded_h, padded_w, max_area=max_area, max_side=side, margin=margin)
+    plan = _plan(backend, image, tile=tile, margin=margin, budget=budget, base_width=base_width)
 
     if plan.tiles == 1 or min(height, width) < MULTIPLE:
         # One piece (or an image too small for a single reflection): exactly forward()'s padding.

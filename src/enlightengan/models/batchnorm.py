@@ -111,18 +111,42 @@ def per_image_model(model: _Module, image: Tensor, max_pixels: int = STATS_MAX_P
     """A copy of ``model`` in eval mode whose BatchNorm statistics are those of ``image``.
 
     What a generator with ``batchnorm="per-image"`` computes: the original EnlightenGAN test code never
-    switched to eval mode, so every image was normalised with its own statistics. Measuring them in
-    one pass and then running in eval mode keeps tiled inference of large images exact.
+    switched to eval mode, so every image was normalised with its own statistics (training-mode
+    BatchNorm on a batch of one: the mean and the *biased* variance of each channel). Measuring them
+    in one pass and then running in eval mode keeps tiled inference of large images exact; on the
+    statistics image itself the copy computes exactly what the training-mode model computes.
 
     Args:
         model: the generator (not modified).
         image: ``1 x 3 x H x W`` RGB in ``[-1, 1]``.
         max_pixels: images with more pixels are shrunk (antialiased bilinear) to about this many
-            before the statistics are measured, so memory stays bounded.
+            before the statistics are measured, so memory stays bounded (:func:`statistics_image`).
 
     Returns:
-        The copy, on the model's device, in eval mode.
+        The copy, on the model's device, in eval mode; its ``running_mean`` and ``running_var`` are
+        the statistics each BatchNorm layer normalised with.
     """
+    source = statistics_image(image, max_pixels)
     clone = copy.deepcopy(model)
-    recalibrate_batchnorm(clone, [statistics_image(image, max_pixels)])
+    layers = [m for m in clone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    measured: dict[nn.Module, tuple[Tensor, Tensor]] = {}
+
+    def record(layer: nn.Module, inputs: tuple[Tensor, ...]) -> None:
+        var, mean = torch.var_mean(inputs[0], dim=(0, 2, 3), unbiased=False)
+        measured[layer] = (mean, var)
+
+    hooks = [layer.register_forward_pre_hook(record) for layer in layers]
+    device = next(clone.parameters()).device
+    try:
+        clone.train()
+        with torch.no_grad():
+            clone(source.to(device, torch.float32))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    with torch.no_grad():
+        for layer in layers:
+            mean, var = measured[layer]
+            layer.running_mean.copy_(mean)  # type: ignore[union-attr]
+            layer.running_var.copy_(var)  # type: ignore[union-attr]
     return clone.eval()
