@@ -20,7 +20,8 @@ Sections (each written to benchmarks/RESULTS.md between its markers unless --no-
   margin), on a real photo.
 
 Weights: the published architecture with ../shared/fixtures/official_generator_fixture.pt (random but
-released-layout weights: there is no trained model yet). Timings: the minimum over repeats after a
+released-layout weights), or any generator with ``--speed-weights`` (speed) and ``--psnr-weights``
+(fast-mode quality), e.g. the bundled default model. Timings: the minimum over repeats after a
 warm-up on a small image; a first call at a new size costs more (oneDNN primitive creation).
 """
 
@@ -68,12 +69,18 @@ LEVERS = (
 # ---------------------------------------------------------------------------------------------------
 
 
+#: The speed section's generator file (``--speed-weights``; passed to the workers), or None: the fixture.
+SPEED_WEIGHTS_ENV = "ENLIGHTENGAN_BENCH_WEIGHTS"
+
+
 def _model() -> Any:
     import torch
 
     from enlightengan.models.checkpoint import load_generator
     from enlightengan.models.generator import EnlightenGenerator
 
+    if os.environ.get(SPEED_WEIGHTS_ENV):
+        return load_generator(os.environ[SPEED_WEIGHTS_ENV])
     if FIXTURE.is_file():
         return load_generator(FIXTURE)
     torch.manual_seed(0)
@@ -106,10 +113,13 @@ def _runner(config: str, model: Any) -> tuple[Any, dict[str, float]]:
 
     facts: dict[str, float] = {}
     if config == "eager":
+        # A per-image BatchNorm generator is the original test code's module: training-mode BatchNorm
+        # (each image normalised with its own statistics) in one forward.
+        reference = model.train() if model.config.batchnorm == "per-image" else model
 
         def eager(x: Any) -> Any:
             with torch.no_grad():
-                return model(x).output.clamp(-1, 1)
+                return reference(x).output.clamp(-1, 1)
 
         return eager, facts
     if config == "eager+inference_mode":
@@ -528,6 +538,13 @@ def main() -> None:
         default=None,
         help="generator for the fast-mode PSNR section (default: the fixture's random weights)",
     )
+    parser.add_argument(
+        "--speed-weights",
+        type=Path,
+        default=None,
+        help="generator for the speed section (default: the fixture), e.g. the bundled default model; "
+        "its table is written to a section of its own",
+    )
     parser.add_argument("--no-write", action="store_true", help="do not update benchmarks/RESULTS.md")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -560,19 +577,30 @@ def main() -> None:
 
     if "speed" in sections:
         print("speed:", flush=True)
+        if args.speed_weights is not None:
+            os.environ[SPEED_WEIGHTS_ENV] = str(args.speed_weights.resolve())
         base = _spawn("baseline")
         speed = speed_section(sizes, list(CONFIGS), args.eager_max_mp)
         table = speed_table(speed, sizes, list(CONFIGS))
         print(table)
         report["baseline"], report["speed"] = base, speed
+        source = (
+            f"Generator: `{args.speed_weights}`; for a per-image BatchNorm generator (a) is the module in "
+            "training-mode BatchNorm, as the original test code ran it."
+            if args.speed_weights is not None
+            else "Generator: the published width-32 network with the fixture's released-layout weights."
+        )
         notes = (
-            f"Seconds per megapixel (min over repeats after a warm-up) and peak RSS of a fresh process "
-            f"(interpreter + torch + model alone: {base.get('peak_rss_mb', 0):.0f} MB). "
+            f"{source} Seconds per megapixel (min over repeats after a warm-up) and peak RSS of a fresh "
+            f"process (interpreter + torch + model alone: {base.get('peak_rss_mb', 0):.0f} MB). "
             "* = (a) was not run at this size (the faithful module needs about 1 GB per megapixel); the "
             "ratio uses (a)'s s/MP at its largest measured size."
         )
         body = f"{header}\n\n{notes}\n\n{table}\n\n{_busy_note(speed)}"
-        written.append(("speed", "Inference speed and memory (CPU)", body))
+        if args.speed_weights is None:
+            written.append(("speed", "Inference speed and memory (CPU)", body))
+        else:
+            written.append(("speed-weights", "Inference speed and memory (CPU), trained generator", body))
     if "levers" in sections:
         print("levers:", flush=True)
         levers, table = lever_section("1")
