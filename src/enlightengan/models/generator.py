@@ -119,9 +119,11 @@ class GeneratorConfig:
             32 is the published model; narrower widths (8, 16) give light variants.
         batchnorm: which statistics BatchNorm uses at inference. ``"running"`` (default): the stored
             running averages (eval mode; how the official fixture is defined). ``"per-image"``: each
-            image's own statistics, as the original test code did by never switching to eval mode;
-            :class:`enlightengan.Enhancer` measures them on the image (at most
-            ``STATS_MAX_PIXELS``, shrunk beyond) and then runs the usual exact, tiled path with them.
+            image's own statistics (the mean and biased variance of each channel: training-mode
+            BatchNorm on a batch of one), as the original test code did by never switching to eval
+            mode. :class:`enlightengan.Enhancer` measures them inside the pass for images of at most
+            ``STATS_MAX_PIXELS`` that run in one piece, and otherwise first on the image (shrunk
+            beyond that size), then runs the usual exact, tiled path with them.
             The module itself always computes as the mode it is in.
     """
 
