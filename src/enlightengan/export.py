@@ -156,14 +156,18 @@ def _input_norm(g: _Graph) -> _Norm:
     return norm
 
 
-def _normalise(g: _Graph, key: str, x: str, mean: str, var: str, bn: torch.nn.BatchNorm2d) -> str:
-    """``(x - mean) * weight / sqrt(var + eps) + bias`` with ``mean``, ``var`` of shape ``N x C x 1 x 1``."""
+def _normalise(g: _Graph, key: str, x: str, mean: str | None, var: str, bn: torch.nn.BatchNorm2d) -> str:
+    """``(x - mean) * weight / sqrt(var + eps) + bias``; ``mean``, ``var`` shaped ``N x C x 1 x 1``.
+
+    ``mean=None``: ``x`` is already centred.
+    """
     assert bn.weight is not None and bn.bias is not None
     weight = g.const(f"bn{key}.weight4d", bn.weight.float().view(1, -1, 1, 1))
     bias = g.const(f"bn{key}.bias4d", bn.bias.float().view(1, -1, 1, 1))
     eps = g.const(f"bn{key}.eps", np.float32(bn.eps))
     scale = g.op("Div", [weight, g.op("Sqrt", [g.op("Add", [var, eps])])])
-    return g.op("Add", [g.op("Mul", [g.op("Sub", [x, mean]), scale]), bias])
+    centred = x if mean is None else g.op("Sub", [x, mean])
+    return g.op("Add", [g.op("Mul", [centred, scale]), bias])
 
 
 def _measure_norm(g: _Graph, record: dict[str, tuple[str, str]], axes: tuple[int, ...]) -> _Norm:
@@ -174,14 +178,13 @@ def _measure_norm(g: _Graph, record: dict[str, tuple[str, str]], axes: tuple[int
     by the layer's ``key``, with the reduced axes kept (size 1).
     """
     reduce_axes = g.const(f"measure.axes{''.join(map(str, axes))}", np.array(axes, dtype=np.int64))
-    zero = g.const("measure.zero4d", np.zeros((1, 1, 1, 1), np.float32))
 
     def norm(key: str, x: str, bn: torch.nn.BatchNorm2d) -> str:
         mean = g.op("ReduceMean", [x, reduce_axes], keepdims=1)
         centred = g.op("Sub", [x, mean])
         var = g.op("ReduceMean", [g.op("Mul", [centred, centred]), reduce_axes], keepdims=1)
         record[key] = (mean, var)
-        return _normalise(g, key, centred, zero, var, bn)
+        return _normalise(g, key, centred, None, var, bn)
 
     return norm
 
