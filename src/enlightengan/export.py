@@ -307,9 +307,7 @@ def _statistics_copy(g: _Graph, image: str, max_pixels: int) -> tuple[str, str]:
     shrunk = g.op("Max", [shrunk, g.const("stats.min_side", np.array([16, 16], dtype=np.int64))])
     size = g.op("Where", [g.op("Greater", [area, limit]), shrunk, hw])
     side = g.const("stats.thumbnail_side", np.array([THUMBNAIL_SIDE], dtype=np.int64))
-    thumbnail = g.op(
-        "Cast", [g.op("ReduceMax", [g.op("Cast", [hw], to=int(tp.DOUBLE))], keepdims=1)], to=int(tp.INT64)
-    )
+    thumbnail = g.op("Cast", [g.op("ReduceMax", [hw_f], keepdims=1)], to=int(tp.INT64))
     enlarged = g.const("stats.thumbnail_size", np.array([2 * THUMBNAIL_SIDE] * 2, dtype=np.int64))
     size = g.op("Where", [g.op("LessOrEqual", [thumbnail, side]), enlarged, size])
     sizes = g.op(
@@ -338,7 +336,6 @@ def build_onnx(
     *,
     graph: Literal["full", "tiles", "statistics"] = "full",
     opset: int = DEFAULT_OPSET,
-    batchnorm: Literal["running", "per-image"] | None = None,
     stats_max_pixels: int = STATS_MAX_PIXELS,
 ) -> onnx.ModelProto:
     """The ONNX graph of ``model``; see the module doc for the graphs.
@@ -347,24 +344,20 @@ def build_onnx(
         model: the generator (its weights are copied into the graph).
         graph: ``"full"``, ``"tiles"`` or ``"statistics"`` (per-image models only).
         opset: ONNX opset.
-        batchnorm: which statistics BatchNorm uses; ``None`` takes ``model.config.batchnorm``.
         stats_max_pixels: the ``"full"`` per-image graph measures statistics on a copy shrunk to
             about this many pixels (:func:`~enlightengan.models.batchnorm.statistics_image`).
 
     Raises:
         OptionalDependencyError: ``onnx`` is not installed.
-        ValueError: unknown ``graph`` or ``batchnorm``, or a statistics graph of a running-BN model.
+        ValueError: unknown ``graph``, or a statistics graph of a running-BatchNorm model.
     """
     onnx_module = require("onnx", "onnx")
     helper, tp = onnx_module.helper, onnx_module.TensorProto
     if graph not in ("full", "tiles", "statistics"):
         raise ValueError(f"graph must be 'full', 'tiles' or 'statistics', got {graph!r}")
-    mode = batchnorm or model.config.batchnorm
-    if mode not in ("running", "per-image"):
-        raise ValueError(f"batchnorm must be 'running' or 'per-image', got {mode!r}")
-    if graph == "statistics" and mode != "per-image":
+    per_image = model.config.batchnorm == "per-image"
+    if graph == "statistics" and not per_image:
         raise ValueError("the statistics graph is for per-image BatchNorm models")
-    per_image = mode == "per-image"
     g = _Graph(onnx_module)
     doubler = g.const("upsample_factor", np.array([1, 1, 2, 2], dtype=np.int64))
 

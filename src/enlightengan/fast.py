@@ -168,14 +168,13 @@ def fast_latent(
     config = config or FastConfig()
     height, width = image.shape[-2:]
     budget = reduced_budget(image, budget)
-    small_size = _shrunk_size(height, width, config.scale)
     with torch.inference_mode():
-        if small_size == (height, width):
+        small = shrink(image, config.scale)
+        if small is image:  # nothing to shrink: the exact path
             output = tiled_output(
                 backend, image, tile=tile, margin=margin, budget=budget, base_width=base_width
             )
             return output.sub_(image)
-        small = shrink(image, config.scale)
         small_gray = attention_map(small)
         small_output = tiled_output(
             backend, small, small_gray, tile=tile, margin=margin, budget=budget, base_width=base_width

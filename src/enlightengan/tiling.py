@@ -318,9 +318,13 @@ def runs_whole(
     Args:
         backend, image, tile, margin, budget, base_width: as for :func:`tiled_output`.
     """
-    if min(image.shape[-2:]) < MULTIPLE:
-        return True
-    return _plan(backend, image, tile=tile, margin=margin, budget=budget, base_width=base_width).tiles == 1
+    plan = _plan(backend, image, tile=tile, margin=margin, budget=budget, base_width=base_width)
+    return _one_piece(plan, image)
+
+
+def _one_piece(plan: TilePlan, image: Tensor) -> bool:
+    """One piece: a single tile, or an image too small for a single reflection (forward()'s padding)."""
+    return plan.tiles == 1 or min(image.shape[-2:]) < MULTIPLE
 
 
 def tiled_output(
@@ -364,8 +368,7 @@ def tiled_output(
     padded_h, padded_w = height + (-height) % MULTIPLE, width + (-width) % MULTIPLE
     plan = _plan(backend, image, tile=tile, margin=margin, budget=budget, base_width=base_width)
 
-    if plan.tiles == 1 or min(height, width) < MULTIPLE:
-        # One piece (or an image too small for a single reflection): exactly forward()'s padding.
+    if _one_piece(plan, image):
         output = _whole(backend, image, gray)
         release_memory()
         if progress is not None:

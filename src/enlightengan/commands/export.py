@@ -102,11 +102,10 @@ def _verify(model: Any, path: Path) -> float:
     import torch
 
     from ..export import require
+    from ..models.batchnorm import per_image_model
 
     ort = require("onnxruntime", "onnx")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    from ..models.batchnorm import per_image_model
-
     rgb01 = torch.rand(1, 3, 157, 203, generator=torch.Generator().manual_seed(0))
     (result,) = session.run(None, {"input": rgb01.numpy()})
     image = rgb01 * 2 - 1
