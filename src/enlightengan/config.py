@@ -57,6 +57,10 @@ class DataConfig:
     #: the darkening divides [0, 1] values by a factor drawn uniformly from this range
     darken_range: tuple[float, float] = (2.0, 4.0)
     flip: bool = True
+    #: before cropping, each image is shrunk by a factor drawn uniformly from this range (antialiased;
+    #: ``(1, 1)`` = never): crops then hold more of the scene, closer to what a whole photo shows the
+    #: network at inference. Images are never shrunk below the crop size.
+    resize_range: tuple[float, float] = (1.0, 1.0)
     #: DataLoader worker processes per rank
     num_workers: int = 2
     #: optional whole-image validation images (low-light), scored in eval mode while training
@@ -75,6 +79,12 @@ class ModelConfig:
     d_width: int = 64
     global_layers: int = 5
     local_layers: int = 4
+    #: the generator's BatchNorm while training: "batch" (batch statistics, as published) or "fixed"
+    #: (the stored statistics, mean 0 and variance 1, in training too: each layer is a learned
+    #: per-channel scale and shift, so training and inference compute the same function and large
+    #: photos tile exactly; the network starts as the identity, its residual head at zero, with
+    #: He-initialised convolutions)
+    batchnorm: Literal["batch", "fixed"] = "batch"
     #: start from trained networks instead of random ones (fine-tuning): a training checkpoint
     #: (``step_*.pt``, ``best.pt``: generator and both discriminators) or a run folder (its latest
     #: checkpoint), or a generator file (released ``.pth`` or ``.safetensors``: the generator only).
@@ -102,6 +112,13 @@ class LossConfig:
     color_weight: float = 0.0
     exposure_weight: float = 0.0
     exposure_level: float = 0.5
+    #: ``color_loss`` weighs each cell by the input's colour length plus this floor, so that dark cells
+    #: (little colour to keep) still forbid invented colour; 0 = as before
+    color_floor: float = 0.0
+    #: do no harm: L1 between the generator's output on a normal-light crop and that crop
+    identity_weight: float = 0.0
+    #: colour grain: mean absolute high-frequency chroma of the output (chroma minus its 3 x 3 mean)
+    chroma_weight: float = 0.0
     #: resolution consistency (beyond the paper, 0 = off): L1 between the generator's output on the
     #: input shrunk by a factor drawn uniformly from ``scale_range`` and its (detached) full-size output
     #: shrunk the same way; makes the result independent of the resolution the network sees, which is
@@ -143,6 +160,9 @@ class RunConfig:
     val_every: int = 0
     #: checkpoints kept besides the best one
     keep_last: int = 3
+    #: also keep the generator of every checkpoint as ``generators/step_<N>.safetensors`` (a few MB
+    #: each), to compare or choose later without the full training states
+    keep_generators: bool = False
     #: re-estimate the generator's BatchNorm statistics on this many whole low-light training images
     #: (precise BN, :mod:`enlightengan.training.batchnorm`) for validation and for the exported
     #: generator files; the training state keeps its own. 0 = off, as in the paper.
@@ -168,6 +188,14 @@ class TrainConfig:
                 "data.darken_range must be (low, high) with 1 <= low <= high",
             ),
             (self.data.num_workers >= 0, "data.num_workers must be >= 0"),
+            (
+                1.0 <= self.data.resize_range[0] <= self.data.resize_range[1],
+                "data.resize_range must be (low, high) with 1 <= low <= high",
+            ),
+            (
+                min(self.loss.color_floor, self.loss.identity_weight, self.loss.chroma_weight) >= 0,
+                "loss.color_floor, loss.identity_weight and loss.chroma_weight must be >= 0",
+            ),
             (self.model.width >= 1 and self.model.d_width >= 1, "model widths must be >= 1"),
             (self.loss.local_patches >= 0, "loss.local_patches must be >= 0"),
             (self.loss.scale_weight >= 0, "loss.scale_weight must be >= 0"),

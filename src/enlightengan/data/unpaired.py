@@ -107,11 +107,32 @@ def _upscale(unit: NDArray[np.float32], crop: int) -> NDArray[np.float32]:
     return y[0].permute(1, 2, 0).numpy()
 
 
-def _random_crop(array: NDArray[Any], crop: int, flip: bool, rng: np.random.Generator) -> NDArray[np.float32]:
+def _shrink(array: NDArray[Any], factor: float, crop: int) -> NDArray[Any]:
+    """``array`` shrunk by ``factor`` per side (antialiased), its shorter side kept at least ``crop``."""
+    h, w = array.shape[:2]
+    factor = min(factor, min(h, w) / crop)
+    if factor <= 1.0:
+        return array
+    x = torch.from_numpy(np.ascontiguousarray(_unit(array))).permute(2, 0, 1)[None]
+    size = (max(crop, round(h / factor)), max(crop, round(w / factor)))
+    y = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0.0, 1.0)
+    return np.ascontiguousarray(y[0].permute(1, 2, 0).numpy())
+
+
+def _random_crop(
+    array: NDArray[Any],
+    crop: int,
+    flip: bool,
+    rng: np.random.Generator,
+    resize_range: tuple[float, float] = (1.0, 1.0),
+) -> NDArray[np.float32]:
     """A random ``crop x crop x 3`` window of an RGB image, randomly flipped, as float32 in ``[0, 1]``.
 
-    Draws from ``rng`` in a fixed order: top, left, then (with ``flip``) horizontal, vertical.
+    Draws from ``rng`` in a fixed order: the shrink factor (only when ``resize_range`` is not
+    ``(1, 1)``), top, left, then (with ``flip``) horizontal, vertical.
     """
+    if resize_range != (1.0, 1.0):
+        array = _shrink(array, float(rng.uniform(*resize_range)), crop)
     if min(array.shape[:2]) < crop:
         array = _upscale(_unit(array), crop)
     h, w = array.shape[:2]
@@ -148,6 +169,8 @@ class UnpairedImageDataset(Dataset[dict[str, Tensor]]):
         flip: random horizontal and vertical flips, each with probability 0.5, drawn separately for the
             low crop (applied to ``low``, ``input`` and ``gray`` alike) and the normal crop.
         seed: the base of all randomness.
+        resize_range: each image is first shrunk by a factor drawn uniformly from this range
+            (antialiased, never below the crop size); ``(1, 1)`` never resizes.
 
     Items (all float32):
         ``"low"``: ``3 x S x S`` RGB in ``[-1, 1]``, the low-light crop before darkening;
@@ -173,6 +196,7 @@ class UnpairedImageDataset(Dataset[dict[str, Tensor]]):
         darken_range: tuple[float, float] = (2.0, 4.0),
         flip: bool = True,
         seed: int = 0,
+        resize_range: tuple[float, float] = (1.0, 1.0),
     ) -> None:
         if not low_files:
             raise DataError("UnpairedImageDataset needs at least one low-light image")
@@ -195,6 +219,9 @@ class UnpairedImageDataset(Dataset[dict[str, Tensor]]):
         self.darken_prob = darken_prob
         self.darken_range = (low, high)
         self.flip = flip
+        self.resize_range = (float(resize_range[0]), float(resize_range[1]))
+        if not 1.0 <= self.resize_range[0] <= self.resize_range[1]:
+            raise ValueError(f"resize_range must be (low, high) with 1 <= low <= high, got {resize_range}")
         self.seed = seed
         self.epoch = 0
         self._undecodable: set[Path] = set()  # per process; only saves repeated attempts and warnings
@@ -232,9 +259,10 @@ class UnpairedImageDataset(Dataset[dict[str, Tensor]]):
         # one generator per item, seeded by (seed, epoch, index): independent of worker and order
         rng = np.random.default_rng([self.seed, self.epoch, index])
         normal_index = int(rng.integers(len(self.normal_files)))
-        low = _random_crop(self._decode(self.low_files, index, "low-light"), self.crop_size, self.flip, rng)
+        size, flip, resize = self.crop_size, self.flip, self.resize_range
+        low = _random_crop(self._decode(self.low_files, index, "low-light"), size, flip, rng, resize)
         normal_image = self._decode(self.normal_files, normal_index, "normal-light")
-        normal = _random_crop(normal_image, self.crop_size, self.flip, rng)
+        normal = _random_crop(normal_image, size, flip, rng, resize)
         darken = rng.random() < self.darken_prob
         factor = rng.uniform(*self.darken_range)  # always drawn: the stream does not depend on `darken`
         generator_input = low / np.float32(factor) if darken else low

@@ -21,7 +21,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["ColorLoss", "ExposureLoss", "StructureLoss", "color_loss", "exposure_loss", "structure_loss"]
+__all__ = [
+    "ColorLoss",
+    "ExposureLoss",
+    "StructureLoss",
+    "chroma_noise_loss",
+    "color_loss",
+    "exposure_loss",
+    "structure_loss",
+]
 
 
 def _unit(x: Tensor) -> Tensor:
@@ -46,18 +54,21 @@ def structure_loss(output: Tensor, reference: Tensor, offset: float = 0.05) -> T
     return dx.abs().mean() + dy.abs().mean()
 
 
-def color_loss(output: Tensor, reference: Tensor, cell: int = 4, eps: float = 1e-6) -> Tensor:
+def color_loss(
+    output: Tensor, reference: Tensor, cell: int = 4, eps: float = 1e-6, floor: float = 0.0
+) -> Tensor:
     """``1 - cos(angle)`` between the RGB vectors of ``cell x cell`` averages of the two images.
 
     The cosine ignores the vectors' lengths, so a pure brightening (any gain) costs nothing while a hue
-    or saturation shift does. Cells are weighted by the reference vector's length: a black cell of a
-    dark photo has no colour to keep.
+    or saturation shift does. Cells are weighted by the reference vector's length plus ``floor``: with
+    ``floor = 0`` a black cell of a dark photo has no colour to keep; a positive floor makes dark cells
+    count too, so the output may not invent a colour there that the input does not have.
     """
     a = F.avg_pool2d(_unit(output), cell, ceil_mode=True)
     b = F.avg_pool2d(_unit(reference), cell, ceil_mode=True)
     b_norm = b.norm(dim=1)
     cosine = (a * b).sum(dim=1) / (a.norm(dim=1) * b_norm + eps)
-    weight = b_norm.detach()
+    weight = b_norm.detach() + floor
     return ((1.0 - cosine) * weight).sum() / (weight.sum() + eps)
 
 
@@ -65,6 +76,20 @@ def exposure_loss(output: Tensor, level: float = 0.5, cell: int = 16) -> Tensor:
     """Mean absolute distance of ``cell x cell`` mean luminances (channel mean, ``[0, 1]``) to ``level``."""
     y = F.avg_pool2d(_unit(output).mean(dim=1, keepdim=True), cell, ceil_mode=True)
     return (y - level).abs().mean()
+
+
+def chroma_noise_loss(output: Tensor) -> Tensor:
+    """Mean absolute high-frequency chroma: colour grain.
+
+    Chroma is each channel of the ``[0, 1]`` image minus the mean of the three; its high frequencies are
+    chroma minus its 3 x 3 box average (reflection at the borders). Natural photos carry little
+    chroma at the finest scale (the premise of chroma subsampling), while amplified sensor noise carries
+    much; luminance detail costs nothing.
+    """
+    x = _unit(output)
+    chroma = x - x.mean(dim=1, keepdim=True)
+    smooth = F.avg_pool2d(F.pad(chroma, (1, 1, 1, 1), mode="reflect"), 3, stride=1)
+    return (chroma - smooth).abs().mean()
 
 
 class StructureLoss(nn.Module):

@@ -19,7 +19,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["STATS_MAX_PIXELS", "per_image_model", "recalibrate_batchnorm", "statistics_image"]
+__all__ = [
+    "STATS_MAX_PIXELS",
+    "FixedStatisticsBatchNorm2d",
+    "fix_batchnorm_statistics",
+    "per_image_model",
+    "recalibrate_batchnorm",
+    "statistics_image",
+]
 
 #: Largest image (in pixels) whose BatchNorm statistics :func:`per_image_model` measures as it is;
 #: larger images are shrunk to this size first (statistics are averages: they change little).
@@ -150,3 +157,45 @@ def per_image_model(model: _Module, image: Tensor, max_pixels: int = STATS_MAX_P
             layer.running_mean.copy_(mean)  # type: ignore[union-attr]
             layer.running_var.copy_(var)  # type: ignore[union-attr]
     return clone.eval()
+
+
+class FixedStatisticsBatchNorm2d(nn.BatchNorm2d):
+    """A BatchNorm layer that always normalises with its stored statistics, in training mode too.
+
+    With the statistics left at their initial values (mean 0, variance 1) the layer is a learned
+    per-channel scale and shift: training and inference then compute the same function, whatever the
+    batch, the crop size or the photo. Parameter and buffer names equal ``nn.BatchNorm2d``'s, so a
+    generator trained with these layers saves and loads as an ordinary one that runs in eval mode
+    (``GeneratorConfig(batchnorm="running")``), and tiles of a large photo are exact.
+
+    Shapes: ``N x C x H x W`` in, the same out.
+    """
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.batch_norm(
+            input,
+            self.running_mean,
+            self.running_var,
+            self.weight,
+            self.bias,
+            False,
+            0.0,
+            self.eps,
+        )
+
+
+def fix_batchnorm_statistics(module: nn.Module) -> nn.Module:
+    """Swap every ``nn.BatchNorm2d`` of ``module`` (in place) for a :class:`FixedStatisticsBatchNorm2d`.
+
+    Parameters and buffers are copied, so the state dict is unchanged. Returns ``module``.
+    """
+    for name, child in module.named_children():
+        if type(child) is nn.BatchNorm2d:
+            replacement = FixedStatisticsBatchNorm2d(
+                child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats
+            ).to(device=child.weight.device if child.affine else None)
+            replacement.load_state_dict(child.state_dict())
+            setattr(module, name, replacement)
+        else:
+            fix_batchnorm_statistics(child)
+    return module

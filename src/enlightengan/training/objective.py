@@ -23,7 +23,8 @@ from ..losses.adversarial import (
 )
 from ..losses.consistency import resolution_consistency_loss
 from ..losses.feature import SelfFeaturePreservingLoss
-from ..losses.priors import color_loss, exposure_loss, structure_loss
+from ..losses.priors import chroma_noise_loss, color_loss, exposure_loss, structure_loss
+from ..models.generator import attention_map
 from .distributed import global_mean
 
 __all__ = ["Batch", "EnlightenGANObjective", "GeneratorStep", "unwrap"]
@@ -134,13 +135,24 @@ class EnlightenGANObjective(nn.Module):
             logs["g_structure"] = structure.detach()
             loss = loss + cfg.structure_weight * structure
         if cfg.color_weight:
-            color = color_loss(output, batch.low)
+            color = color_loss(output, batch.low, floor=cfg.color_floor)
             logs["g_color"] = color.detach()
             loss = loss + cfg.color_weight * color
         if cfg.exposure_weight:
             exposure = exposure_loss(output, cfg.exposure_level)
             logs["g_exposure"] = exposure.detach()
             loss = loss + cfg.exposure_weight * exposure
+
+        if cfg.chroma_weight:
+            chroma = chroma_noise_loss(output)
+            logs["g_chroma"] = chroma.detach()
+            loss = loss + cfg.chroma_weight * chroma
+        if cfg.identity_weight:
+            # a second forward on the unwrapped module, as the resolution consistency term below
+            same, _ = unwrap(self.generator)(batch.normal, attention_map(batch.normal))
+            identity = (same - batch.normal).abs().mean()
+            logs["g_identity"] = identity.detach()
+            loss = loss + cfg.identity_weight * identity
 
         if cfg.scale_weight:
             if scale is None:

@@ -31,6 +31,7 @@ from ..data.folders import DataError, list_images
 from ..data.patches import random_patch_boxes
 from ..data.unpaired import UnpairedImageDataset, scan_images
 from ..losses.feature import SelfFeaturePreservingLoss
+from ..models.batchnorm import fix_batchnorm_statistics
 from ..models.checkpoint import save_generator
 from ..models.discriminator import DiscriminatorConfig, PatchDiscriminator
 from ..models.generator import EnlightenGenerator, GeneratorConfig
@@ -66,6 +67,21 @@ def init_weights(module: nn.Module) -> None:
     elif isinstance(module, nn.BatchNorm2d):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
+
+
+def init_identity_generator(generator: EnlightenGenerator) -> None:
+    """Initialisation for a generator without batch statistics (``model.batchnorm: fixed``).
+
+    He-normal convolutions (LeakyReLU slope 0.2) keep activations at a steady scale through the
+    layers without normalisation, and a zero residual head makes the network start as the identity
+    (``output = input``): training begins from "do no harm".
+    """
+    for module in generator.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, a=0.2)
+            nn.init.zeros_(module.bias)
+    nn.init.zeros_(generator.conv10.weight)
+    nn.init.zeros_(generator.conv10.bias)
 
 
 def lr_factor(step: int, total_steps: int, decay_start: int) -> float:
@@ -118,6 +134,9 @@ class Trainer:
         )
         for net in (self.generator, self.d_global, self.d_local):
             net.apply(init_weights)
+        if config.model.batchnorm == "fixed":
+            init_identity_generator(self.generator)
+            fix_batchnorm_statistics(self.generator)
         if config.model.init_from is not None and not resume:
             self._init_from(Path(config.model.init_from))
         feature_loss = self._feature_loss()
@@ -139,6 +158,7 @@ class Trainer:
             darken_range=config.data.darken_range,
             flip=config.data.flip,
             seed=config.run.seed,
+            resize_range=config.data.resize_range,
         )
         self.sampler = ResumableSampler(self.dataset, self.env, self.per_rank_batch, config.run.seed)
         self.steps_per_epoch = self.sampler.steps_per_epoch
@@ -151,7 +171,8 @@ class Trainer:
         d_global: nn.Module = self.d_global
         d_local: nn.Module = self.d_local
         if self.env.world_size > 1:
-            gen = convert_batchnorm(gen, self.device.type)
+            if config.model.batchnorm == "batch":
+                gen = convert_batchnorm(gen, self.device.type)
             ids = [self.device.index] if self.device.type == "cuda" else None
             gen = DistributedDataParallel(gen, device_ids=ids)
             d_global = DistributedDataParallel(d_global, device_ids=ids)
@@ -338,6 +359,10 @@ class Trainer:
             return None
         path = ckpt.save_state(self.state_dict(), self.run_dir, self.step)
         save_generator(self.inference_generator(), self.run_dir / "generator.safetensors", self._metadata())
+        if self.config.run.keep_generators:
+            snapshot = self.run_dir / "generators" / f"step_{self.step:07d}.safetensors"
+            snapshot.parent.mkdir(exist_ok=True)
+            save_generator(self.inference_generator(), snapshot, self._metadata())
         ckpt.prune(self.run_dir, self.config.run.keep_last)
         return path
 
