@@ -85,6 +85,9 @@ class ModelConfig:
     #: photos tile exactly; the network starts as the identity, its residual head at zero, with
     #: He-initialised convolutions)
     batchnorm: Literal["batch", "fixed"] = "batch"
+    #: with ``batchnorm: fixed`` and ``init_from``: first set the statistics to their average over this
+    #: many whole low-light training images (0 = keep the loaded running statistics)
+    statistics_images: int = 0
     #: start from trained networks instead of random ones (fine-tuning): a training checkpoint
     #: (``step_*.pt``, ``best.pt``: generator and both discriminators) or a run folder (its latest
     #: checkpoint), or a generator file (released ``.pth`` or ``.safetensors``: the generator only).
@@ -197,6 +200,7 @@ class TrainConfig:
                 "loss.color_floor, loss.identity_weight and loss.chroma_weight must be >= 0",
             ),
             (self.model.width >= 1 and self.model.d_width >= 1, "model widths must be >= 1"),
+            (self.model.statistics_images >= 0, "model.statistics_images must be >= 0"),
             (self.loss.local_patches >= 0, "loss.local_patches must be >= 0"),
             (self.loss.scale_weight >= 0, "loss.scale_weight must be >= 0"),
             (

@@ -136,9 +136,12 @@ class Trainer:
             net.apply(init_weights)
         if config.model.batchnorm == "fixed":
             init_identity_generator(self.generator)
-            fix_batchnorm_statistics(self.generator)
         if config.model.init_from is not None and not resume:
             self._init_from(Path(config.model.init_from))
+            if config.model.batchnorm == "fixed" and config.model.statistics_images:
+                self._measure_statistics(low_files[: config.model.statistics_images])
+        if config.model.batchnorm == "fixed":
+            fix_batchnorm_statistics(self.generator)
         feature_loss = self._feature_loss()
 
         fmt = torch.channels_last if config.run.channels_last else torch.contiguous_format
@@ -319,6 +322,19 @@ class Trainer:
             raise ValueError(f"model.init_from: {source} does not fit this run's networks: {exc}") from exc
         self.config.model.init_from = str(source)  # the file itself, recorded in config.yaml
         log.info("networks initialised from %s", source)
+
+    def _measure_statistics(self, files: list[Path]) -> None:
+        """Set the generator's BatchNorm statistics to their average over whole training images.
+
+        For fine-tuning a generator trained with batch statistics in the fixed-statistics regime: it
+        starts from the function it computes on a typical photo with that photo's own statistics.
+        """
+        from ..data.unpaired import load_rgb
+        from ..image_io import to_tensor
+        from ..models.batchnorm import recalibrate_batchnorm
+
+        recalibrate_batchnorm(self.generator, (to_tensor(load_rgb(path)) for path in files))
+        log.info("BatchNorm statistics measured on %d low-light training images", len(files))
 
     def _load_latest(self) -> None:
         latest = ckpt.find_latest(self.run_dir)
