@@ -266,3 +266,31 @@ def test_fast_mode_normalises_the_shrunk_image_with_its_own_statistics() -> None
         backend = TorchBackend(per_image_model(model, shrink(x, 2.0)))
         expected = (x + fast_latent(backend, x, config)).clamp(-1, 1)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+def test_fixed_statistics_layer_normalises_with_stored_statistics_in_training_too() -> None:
+    from enlightengan.models.batchnorm import FixedStatisticsBatchNorm2d, fix_batchnorm_statistics
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Sequential(nn.BatchNorm2d(4)))
+    with torch.no_grad():
+        for bn in (net[1], net[2][0]):
+            bn.running_mean.uniform_(-1, 1)
+            bn.running_var.uniform_(0.5, 2)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-1, 1)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    x = torch.randn(2, 3, 9, 9)
+    expected = net.eval()(x)
+    fix_batchnorm_statistics(net)
+    assert isinstance(net[1], FixedStatisticsBatchNorm2d) and isinstance(
+        net[2][0], FixedStatisticsBatchNorm2d
+    )
+    assert list(net.state_dict()) == list(before)  # the same names: files stay interchangeable
+    net.train()
+    torch.testing.assert_close(net(x), expected)  # training mode computes the eval-mode function
+    for key, value in net.state_dict().items():
+        assert torch.equal(value, before[key]), key  # and never updates the statistics
+    out = net(x)
+    out.sum().backward()
+    assert net[1].weight.grad is not None and net[1].bias.grad is not None  # scale and shift still learn

@@ -433,3 +433,23 @@ def test_crop_patches_errors() -> None:
         crop_patches(images, [], 4)
     with pytest.raises(ValueError, match="N x C x H x W"):
         crop_patches(images[0], [(0, 0)], 4)
+
+
+def test_resize_range_shrinks_before_cropping_never_below_the_crop(tmp_path: Path) -> None:
+    # 64 x 64 stripes of period 2 px: any antialiased 2x shrink averages each pair to grey
+    stripes = np.zeros((64, 64, 3), np.uint8)
+    stripes[:, ::2] = 255
+    files = [write_png(tmp_path / "stripes.png", stripes)]
+    plain = UnpairedImageDataset(files, files, crop_size=16, flip=False, darken_prob=0.0)
+    assert np.ptp(as_hwc01(plain[0]["low"])) == pytest.approx(1.0)  # no resize: the stripes stay
+    shrunk = UnpairedImageDataset(
+        files, files, crop_size=16, flip=False, darken_prob=0.0, resize_range=(2.0, 2.0)
+    )
+    np.testing.assert_allclose(as_hwc01(shrunk[0]["low"]), 0.5, atol=0.01)
+    # a factor that would go below the crop size stops at it: 64 / 16 = 4 at most, the whole image seen
+    huge = UnpairedImageDataset(
+        files, files, crop_size=16, flip=False, darken_prob=0.0, resize_range=(10.0, 10.0)
+    )
+    np.testing.assert_allclose(as_hwc01(huge[0]["low"]), 0.5, atol=0.05)  # (border columns: 0.54)
+    with pytest.raises(ValueError, match="resize_range"):
+        UnpairedImageDataset(files, files, crop_size=16, resize_range=(0.5, 1.0))

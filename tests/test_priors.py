@@ -61,3 +61,36 @@ def test_priors_give_gradients() -> None:
     ref = torch.rand(2, 3, 16, 16) * 2 - 1
     (structure_loss(x, ref) + color_loss(x, ref) + exposure_loss(x)).backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_color_floor_makes_dark_cells_count() -> None:
+    # one 4 x 4 cell nearly black and neutral, one bright and neutral; the output turns the dark one green
+    ref = _from_unit(torch.cat([torch.full((1, 3, 4, 4), 0.01), torch.full((1, 3, 4, 4), 0.5)], dim=3))
+    out = ref.clone()
+    out[:, :, :, :4] = _from_unit(torch.tensor([0.1, 0.3, 0.1]).view(1, 3, 1, 1).expand(1, 3, 4, 4))
+    cos = 0.5 / (0.11**0.5 * 3**0.5)  # (0.1, 0.3, 0.1) against (1, 1, 1)
+    dark_norm, bright_norm = 0.01 * 3**0.5, 0.5 * 3**0.5
+    without = (1 - cos) * dark_norm / (dark_norm + bright_norm)
+    with_floor = (1 - cos) * (dark_norm + 0.1) / (dark_norm + bright_norm + 0.2)
+    assert color_loss(out, ref).item() == pytest.approx(without, rel=2e-3)
+    assert color_loss(out, ref, floor=0.1).item() == pytest.approx(with_floor, rel=2e-3)
+    assert with_floor > 4 * without
+
+
+def test_chroma_noise_by_hand_and_luminance_detail_is_free() -> None:
+    from enlightengan.losses.priors import chroma_noise_loss
+
+    grey_detail = torch.rand(1, 1, 8, 8).expand(1, 3, 8, 8)  # strong luminance texture, no chroma
+    assert chroma_noise_loss(_from_unit(grey_detail)).item() == pytest.approx(0.0, abs=1e-6)
+    flat_tint = torch.tensor([0.6, 0.4, 0.5]).view(1, 3, 1, 1).expand(1, 3, 8, 8)
+    assert chroma_noise_loss(_from_unit(flat_tint)).item() == pytest.approx(0.0, abs=1e-6)
+    # a checkerboard of +-d on red, -+d on green: chroma (d, -d, 0) alternating; a 3x3 box average of a
+    # checkerboard is 1/9 of the centre's sign at interior pixels, so |chroma - smooth| = (8/9) d there
+    d = 0.1
+    sign = (torch.arange(8).view(8, 1) + torch.arange(8).view(1, 8)) % 2 * 2 - 1.0
+    image = torch.full((1, 3, 8, 8), 0.5)
+    image[0, 0] += d * sign
+    image[0, 1] -= d * sign
+    interior = (8 / 9) * d * 2 / 3  # mean over 3 channels of (8/9)(d, d, 0)
+    value = chroma_noise_loss(_from_unit(image)).item()
+    assert value == pytest.approx(interior, rel=0.1)  # borders (reflected) differ slightly

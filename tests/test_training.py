@@ -15,6 +15,7 @@ from PIL import Image
 from enlightengan.config import TrainConfig, apply_overrides, load_config
 from enlightengan.models import EnlightenGenerator, GeneratorConfig, load_generator
 from enlightengan.training.checkpoints import list_checkpoints, load_state
+from enlightengan.training.objective import Batch
 from enlightengan.training.trainer import Trainer, TrainingDiverged, init_weights, lr_factor
 
 from .conftest import make_dark_rgb
@@ -358,3 +359,75 @@ def test_cli_usage_errors(tmp_path: Path) -> None:
     assert result.returncode == 2 and "--low" in result.stderr
     result = _cli("train", "--resume", str(tmp_path / "nothing"))
     assert result.returncode == 2 and "config.yaml not found" in result.stderr
+
+
+def test_fixed_statistics_training_starts_at_identity_and_exports_what_it_trained(
+    tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from enlightengan.models.batchnorm import FixedStatisticsBatchNorm2d
+
+    config = _tiny_config(
+        *tiny_data,
+        **{
+            "model.batchnorm": "fixed",
+            "loss.identity_weight": 5.0,
+            "loss.chroma_weight": 2.0,
+            "loss.color_weight": 1.0,
+            "loss.color_floor": 0.1,
+            "optim.max_steps": 3,
+            "run.keep_generators": True,
+        },
+    )
+    trainer = Trainer(config, tmp_path / "run", progress=False)
+    assert all(
+        type(m) is FixedStatisticsBatchNorm2d for n, m in trainer.generator.named_modules() if "bn" in n
+    )
+    x = torch.rand(1, 3, 32, 40) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(trainer.generator(x).output, x)  # zero residual head: the identity
+    summary = trainer.fit()
+    logs = trainer.train_step(Batch.from_dict(next(trainer._batches(0, 0)), trainer.device))
+    assert {"g_identity", "g_chroma", "g_color"} <= set(logs)
+    # the statistics never move from mean 0, variance 1
+    for name, module in trainer.generator.named_modules():
+        if isinstance(module, FixedStatisticsBatchNorm2d):
+            assert torch.equal(module.running_mean, torch.zeros_like(module.running_mean)), name
+            assert torch.equal(module.running_var, torch.ones_like(module.running_var)), name
+    # the exported file, run as users run it (eval mode, running statistics), is the trained function
+    exported = load_generator(summary.run_dir / "generators" / "step_0000003.safetensors")
+    assert exported.config.batchnorm == "running"
+    assert sorted(p.name for p in (summary.run_dir / "generators").iterdir()) == [
+        f"step_{s:07d}.safetensors" for s in (2, 3)
+    ]
+    trainer.save_checkpoint()  # the state after the extra step above
+    with torch.no_grad():
+        users = load_generator(summary.generator_path).eval()
+        torch.testing.assert_close(users(x).output, trainer.generator.train()(x).output)
+
+
+def test_fixed_statistics_from_a_trained_generator_start_at_its_average_statistics(
+    tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from enlightengan.data.unpaired import load_rgb
+    from enlightengan.image_io import to_tensor
+    from enlightengan.models.batchnorm import recalibrate_batchnorm
+
+    source = tmp_path / "source"
+    Trainer(_tiny_config(*tiny_data, **{"optim.max_steps": 2}), source, progress=False).fit()
+    config = _tiny_config(
+        *tiny_data,
+        **{
+            "model.init_from": str(source / "generator.safetensors"),
+            "model.batchnorm": "fixed",
+            "model.statistics_images": 3,
+        },
+    )
+    tuned = Trainer(config, tmp_path / "tuned", progress=False)
+    expected = load_generator(source / "generator.safetensors")
+    files = sorted(tiny_data[0].iterdir())[:3]
+    recalibrate_batchnorm(expected, (to_tensor(load_rgb(p)) for p in files))
+    for key, value in expected.state_dict().items():
+        assert torch.allclose(value, tuned.generator.state_dict()[key]), key
+    # weights are the source's, untouched by the measurement
+    source_weights = load_generator(source / "generator.safetensors").state_dict()
+    assert torch.equal(tuned.generator.conv1_1.weight, source_weights["conv1_1.weight"])

@@ -64,10 +64,15 @@ class DataConfig:
     #: DataLoader worker processes per rank
     num_workers: int = 2
     #: optional whole-image validation images (low-light), scored in eval mode while training
+    #: (enlightengan.training.validation; a resumed run may change the validation settings)
     val_low: str | None = None
     #: optional references for ``val_low`` (same file names): PSNR becomes the "best" criterion
     val_ref: str | None = None
-    #: at most this many validation images are used (whole images, so keep it small on a CPU)
+    #: optional held-out dim photos without references: NIQE and invented colour (false_color)
+    val_dim: str | None = None
+    #: optional held-out well-exposed photos: how much the generator changes them (do no harm)
+    val_normal: str | None = None
+    #: at most this many images of each validation set are used (whole images: keep it small on a CPU)
     val_max_images: int = 8
 
 

@@ -44,7 +44,11 @@ examples:
 metrics: NIQE (lower is better) is the MATLAB release of Mittal et al. 2013 with the LIVE pristine
 parameters, on the MATLAB rgb2gray luminance, 96x96 blocks; images must be at least 96 px in both
 directions. PSNR (dB) and SSIM (Gaussian 11x11, sigma 1.5, mean over RGB channels) compare with the
-reference of the same name, at data range 255. brightness is the mean 8-bit luminance (0-255).
+reference of the same name, at data range 255. dE-ref is the mean CIEDE2000 colour difference to the
+reference (colour fidelity); with the low-light inputs known (--low): false is the colour the output
+invents where the input was dark (CIELAB chroma; blobs and casts), dE-in the mean CIEDE2000 between
+output and input (on well-exposed photos: how much harm is done). brightness is the mean 8-bit
+luminance (0-255). Lower is better for NIQE, dE-ref, false and dE-in.
 Files that cannot be scored are reported one by one; the rest are scored and the exit status is 1.
 """
 
@@ -153,15 +157,23 @@ def _load(path: Path) -> Image.Image:
         raise _FileError(f"{path}: cannot read the image ({exc})") from exc
 
 
-def _scorers(with_ref: bool) -> Callable[[NDArray[np.uint8], NDArray[np.uint8] | None], dict[str, float]]:
-    from ..metrics import brightness, niqe, psnr, ssim
+def _scorers(
+    with_ref: bool,
+) -> Callable[[NDArray[np.uint8], NDArray[np.uint8] | None, NDArray[np.uint8] | None], dict[str, float]]:
+    from ..metrics import brightness, color_difference, false_color, niqe, psnr, ssim
 
-    def score(output: NDArray[np.uint8], ref: NDArray[np.uint8] | None) -> dict[str, float]:
+    def score(
+        output: NDArray[np.uint8], ref: NDArray[np.uint8] | None, low: NDArray[np.uint8] | None
+    ) -> dict[str, float]:
         try:
             metrics = {"niqe": niqe(output)}
             if with_ref and ref is not None:
                 metrics["psnr"] = psnr(output, ref)
                 metrics["ssim"] = ssim(output, ref)
+                metrics["de_ref"] = color_difference(output, ref)
+            if low is not None:
+                metrics["false_color"] = false_color(output, low)
+                metrics["de_input"] = color_difference(output, low)
             metrics["brightness"] = brightness(output)
         except ValueError as exc:
             raise _FileError(str(exc)) from exc
@@ -210,7 +222,15 @@ def _fmt(value: float | None, digits: int) -> str:
     return f"{value:.{digits}f}"
 
 
-_COLUMNS = (("niqe", "NIQE", 3), ("psnr", "PSNR", 2), ("ssim", "SSIM", 3), ("brightness", "bright", 1))
+_COLUMNS = (
+    ("niqe", "NIQE", 3),
+    ("psnr", "PSNR", 2),
+    ("ssim", "SSIM", 3),
+    ("de_ref", "dE-ref", 2),
+    ("false_color", "false", 2),
+    ("de_input", "dE-in", 2),
+    ("brightness", "bright", 1),
+)
 
 
 def _table(results: Sequence[_Result], means: dict[str, float], keys: Sequence[str]) -> str:
@@ -354,7 +374,11 @@ def run(args: argparse.Namespace) -> int:
             else:
                 output = _load(entry.source)
             ref = _load(entry.ref) if entry.ref is not None else None
-            metrics = score(np.asarray(output), None if ref is None else np.asarray(ref))
+            metrics = score(
+                np.asarray(output),
+                None if ref is None else np.asarray(ref),
+                None if low is None else np.asarray(low),
+            )
         except _FileError as exc:
             results.append(_Result(entry.name, error=str(exc)))
             continue
@@ -371,7 +395,7 @@ def run(args: argparse.Namespace) -> int:
             rows.append((label, panels))
 
     scored = [r for r in results if r.error is None]
-    keys = ["niqe", "psnr", "ssim", "brightness"] if with_ref else ["niqe", "brightness"]
+    keys = [k for k, _, _ in _COLUMNS if any(k in r.metrics for r in scored)]
     means = {k: float(np.mean([r.metrics[k] for r in scored])) for k in keys} if scored else {}
     failed = [r for r in results if r.error is not None]
 

@@ -50,6 +50,8 @@ _FLAGS = {
     "workers": "data.num_workers",
     "val_low": "data.val_low",
     "val_ref": "data.val_ref",
+    "val_dim": "data.val_dim",
+    "val_normal": "data.val_normal",
     "init_from": "model.init_from",
 }
 
@@ -71,6 +73,14 @@ def register(subparsers: Any) -> None:
     )
     data.add_argument("--val-low", metavar="DIR", help="whole low-light images validated in eval mode")
     data.add_argument("--val-ref", metavar="DIR", help="references for --val-low (same names): best = PSNR")
+    data.add_argument(
+        "--val-dim",
+        metavar="DIR",
+        help="held-out dim photos: NIQE, invented colour (best: a combined score)",
+    )
+    data.add_argument(
+        "--val-normal", metavar="DIR", help="held-out well-exposed photos: how much they change (do no harm)"
+    )
     p.add_argument("--out", metavar="RUN_DIR", help="run folder (checkpoints, logs, previews, generator)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     p.add_argument(

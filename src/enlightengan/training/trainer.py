@@ -79,9 +79,11 @@ def init_identity_generator(generator: EnlightenGenerator) -> None:
     for module in generator.modules():
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, a=0.2)
-            nn.init.zeros_(module.bias)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
     nn.init.zeros_(generator.conv10.weight)
-    nn.init.zeros_(generator.conv10.bias)
+    if generator.conv10.bias is not None:
+        nn.init.zeros_(generator.conv10.bias)
 
 
 def lr_factor(step: int, total_steps: int, decay_start: int) -> float:
@@ -257,7 +259,8 @@ class Trainer:
         return SelfFeaturePreservingLoss(features)
 
     def _validator(self) -> Any:
-        if self.config.data.val_low is None:
+        data = self.config.data
+        if data.val_low is None and data.val_dim is None and data.val_normal is None:
             return None
         from .validation import Validator
 
@@ -349,7 +352,7 @@ class Trainer:
             for section in mine
             if section != "run"
             for key in mine[section]
-            if mine[section][key] != theirs[section][key] and f"{section}.{key}" != "optim.max_steps"
+            if mine[section][key] != theirs[section][key] and not _may_change_on_resume(f"{section}.{key}")
         ]
         if changed:
             raise ValueError(f"--resume: the configuration differs from the run's saved one in {changed}")
@@ -550,6 +553,8 @@ class Trainer:
         if writer is not None:
             for key, value in result.metrics.items():
                 writer.add_scalar(f"val/{key}", value, self.step)
+            if result.montage is not None:
+                writer.add_image("val/montage", result.montage, self.step, dataformats="HWC")
         if self.best is None or result.better_than(self.best):
             self.best = {"step": self.step, **result.metrics, "criterion": result.criterion}
             self._best_pending = True
@@ -577,6 +582,12 @@ class Trainer:
         grid = self.preview.write(epoch, self.step, b.input, b.gray, latent, output, b.normal)
         if writer is not None:
             writer.add_image("preview", grid, self.step, dataformats="HWC")
+
+
+def _may_change_on_resume(key: str) -> bool:
+    """Settings a resumed run may change: ``optim.max_steps`` (it may grow) and the validation sets,
+    which are read but never change what is trained (the ``run`` section is never compared)."""
+    return key == "optim.max_steps" or key.startswith("data.val_")
 
 
 def _check_finite(logs: dict[str, Tensor], step: int) -> None:
