@@ -10,6 +10,8 @@ Nothing is copied. From ``../shared/datasets`` (see ``../shared/README.md``) it 
 * ``normal/``: normal-light training images: BSDS500 (train, val, test: 500 photos), the LOL-v1 training
   high images minus the validation pairs, and the SICE frames with brightness in
   ``[--normal-min, 175]`` (brighter frames are not in the shared copy);
+* ``lol_low/`` and ``lol_normal/``: the same without SICE (the data of stages 1 to 3 of the recipe,
+  ``configs/default-cpu.yaml``);
 * ``val_low/`` and ``val_ref/``: every 8th LOL-v1 training pair (by sorted name), the in-training
   PSNR criterion;
 * ``val_sice_low/``, ``val_sice_dark/``, ``val_sice_normal/``: SICE frames of the held-out scenes
@@ -73,12 +75,12 @@ def main() -> None:
     val = {p.name for p in lol_low[:: args.val_every]}
     lol_high = datasets / "lol_train_subset" / "high"
     train_low = [p for p in lol_low if p.name not in val]
-    _link(train_low, args.out / "low", prefix="lol_")
-    for split in ("train", "val", "test"):
-        _link(
-            sorted((datasets / "bsds500" / split).glob("*.jpg")), args.out / "normal", prefix=f"bsds_{split}_"
-        )
-    _link([lol_high / p.name for p in train_low], args.out / "normal", prefix="lol_")
+    for low, normal in (("low", "normal"), ("lol_low", "lol_normal")):
+        _link(train_low, args.out / low, prefix="lol_")
+        for split in ("train", "val", "test"):
+            bsds = sorted((datasets / "bsds500" / split).glob("*.jpg"))
+            _link(bsds, args.out / normal, prefix=f"bsds_{split}_")
+        _link([lol_high / p.name for p in train_low], args.out / normal, prefix="lol_")
     _link([p for p in lol_low if p.name in val], args.out / "val_low")
     _link([lol_high / name for name in sorted(val)], args.out / "val_ref")
 
@@ -102,7 +104,17 @@ def main() -> None:
             if side not in ("gap", "too-dark", "between"):
                 _link([path], args.out / side, prefix="sice_")
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    names = ("low", "normal", "val_low", "val_ref", "val_sice_low", "val_sice_dark", "val_sice_normal")
+    names = (
+        "low",
+        "normal",
+        "lol_low",
+        "lol_normal",
+        "val_low",
+        "val_ref",
+        "val_sice_low",
+        "val_sice_dark",
+        "val_sice_normal",
+    )
     counts = {name: len(list((args.out / name).iterdir())) for name in names if (args.out / name).is_dir()}
     print(f"{args.out}: {counts}")
 

@@ -164,6 +164,9 @@ class RunConfig:
     log_every: int = 10
     #: steps between checkpoints (also written at the end of every epoch and of the run)
     save_every: int = 500
+    #: stop the run at this step, keeping its learning-rate schedule as if it ran to the end (a stage
+    #: of a recipe that ends early); None = run to the end
+    stop_at: int | None = None
     #: steps between validations (0: only at epoch ends)
     val_every: int = 0
     #: checkpoints kept besides the best one
@@ -221,6 +224,7 @@ class TrainConfig:
             (self.optim.max_steps is None or self.optim.max_steps >= 1, "optim.max_steps must be >= 1"),
             (self.run.save_every >= 1 and self.run.log_every >= 1, "run.save_every/log_every must be >= 1"),
             (self.run.keep_last >= 1, "run.keep_last must be >= 1"),
+            (self.run.stop_at is None or self.run.stop_at >= 1, "run.stop_at must be >= 1"),
             (self.run.bn_recalibration >= 0, "run.bn_recalibration must be >= 0"),
         ]
         for ok, message in checks:

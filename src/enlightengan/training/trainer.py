@@ -471,7 +471,8 @@ class Trainer:
         return {k: float(v) for k, v in {**g_step.logs, **d_logs}.items()}
 
     def fit(self, stop_at: int | None = None) -> TrainingSummary:
-        """Train until ``total_steps`` (or ``stop_at``, a runtime stop that keeps the schedule).
+        """Train until ``total_steps`` (or ``stop_at``, default ``run.stop_at``: a stop that keeps the
+        schedule).
 
         SIGINT/SIGTERM stop after the current step and save a checkpoint, so ``--resume`` continues.
         """
@@ -480,6 +481,8 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config(self.config, self.run_dir / "config.yaml")
         writer = _tensorboard(self.run_dir) if self.env.is_main else None
+        if stop_at is None:
+            stop_at = self.config.run.stop_at
         end = min(self.total_steps, stop_at) if stop_at is not None else self.total_steps
         bar = _progress(self.progress, self.total_steps, self.step)
         stop = {"signal": 0}
