@@ -71,7 +71,9 @@ def main() -> None:
         run_dir = out / stage
         if not _finished(run_dir):
             _train(stage, run_dir, previous)
-        previous = run_dir / "generator.safetensors"
+        # stages 2 and 3 continue with the discriminators too (a run folder: its last checkpoint);
+        # stage 4 takes the generator only and trains fresh discriminators on its wider data
+        previous = run_dir if stage != STAGES[-2] else run_dir / "generator.safetensors"
     best = out / STAGES[-1] / "generator-best.safetensors"
     if not best.is_file():
         best = out / STAGES[-1] / "generator.safetensors"
