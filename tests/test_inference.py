@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from enlightengan import inference
-from enlightengan.inference import Enhancer, enhance, resolve_device
+from enlightengan.inference import Enhancer, enhance
 from enlightengan.models.checkpoint import save_generator
 from enlightengan.models.generator import EnlightenGenerator, GeneratorConfig
 
@@ -75,33 +75,6 @@ def assert_close_levels(actual: np.ndarray, expected: np.ndarray) -> None:
 def grey16(h: int, w: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return (rng.integers(1000, 15000, (h, w))).astype(np.uint16)
-
-
-# --- devices --------------------------------------------------------------------------------------
-
-
-def test_resolve_device_auto_and_explicit(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert resolve_device("cpu") == torch.device("cpu")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    assert resolve_device("auto") == torch.device("cpu")
-    with pytest.raises(ValueError, match="CUDA is not available"):
-        resolve_device("cuda")
-    with pytest.raises(ValueError, match="MPS is not available"):
-        resolve_device("mps")
-    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
-    assert resolve_device("auto") == torch.device("mps")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    assert resolve_device("auto") == torch.device("cuda")  # CUDA first
-    with pytest.raises(ValueError, match="1 CUDA device"):
-        resolve_device("cuda:3")
-
-
-@pytest.mark.parametrize("name", ["gpu", "tpu:0", ""])
-def test_resolve_device_unknown(name: str) -> None:
-    with pytest.raises(ValueError, match="device"):
-        resolve_device(name)
 
 
 # --- exact values ----------------------------------------------------------------------------------

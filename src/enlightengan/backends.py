@@ -682,7 +682,8 @@ class OnnxRuntimeBackend:
         threads: int | None = None,
         graph_optimization: Literal["basic", "extended", "all"] = "all",
     ) -> None:
-        from .export import build_onnx, require
+        from ._optional import require
+        from .export import build_onnx
 
         ort = require("onnxruntime", "onnx")
         levels = {

@@ -35,7 +35,6 @@ quirks with the data-dependent padding, and ``onnxscript`` is not needed. ``onnx
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -45,6 +44,7 @@ import numpy as np
 import torch
 
 from ._atomic import atomic_path
+from ._optional import require
 from .models.batchnorm import STATS_MAX_PIXELS, THUMBNAIL_SIDE
 from .models.generator import _LUMA, MULTIPLE, EnlightenGenerator
 
@@ -55,10 +55,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_OPSET",
-    "OptionalDependencyError",
     "build_onnx",
     "export_onnx",
-    "require",
     "tile_roi",
 ]
 
@@ -66,20 +64,6 @@ __all__ = [
 DEFAULT_OPSET = 18
 
 _SLOPE = 0.2
-
-
-class OptionalDependencyError(ImportError):
-    """An optional dependency (onnx, onnxruntime, av) is not installed."""
-
-
-def require(module: str, extra: str) -> Any:
-    """Import ``module`` or raise :class:`OptionalDependencyError` saying how to install it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise OptionalDependencyError(
-            f"this feature needs the optional package {module!r}: pip install 'enlightengan[{extra}]'"
-        ) from exc
 
 
 class _Graph:

@@ -32,18 +32,15 @@ from numpy.typing import NDArray
 from torch import Tensor
 
 from ._atomic import atomic_path
+from ._optional import require
 
 __all__ = [
-    "VIDEO_SUFFIXES",
     "FlickerMeter",
     "LatentSource",
     "TemporalSmoother",
     "VideoReport",
     "enhance_video",
 ]
-
-#: File suffixes (lower case) treated as videos by ``enlightengan enhance``.
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 
 #: The coarse component of the residual is taken at 1/COARSE of the frame size.
 COARSE = 16
@@ -178,8 +175,6 @@ def enhance_video(
         OptionalDependencyError: PyAV is not installed.
         ValueError: the file has no video stream or cannot be decoded.
     """
-    from .export import require
-
     av = require("av", "video")
     smoother = TemporalSmoother(smoothing)
     source, target = Path(source), Path(target)

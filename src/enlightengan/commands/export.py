@@ -101,7 +101,7 @@ def _verify(model: Any, path: Path) -> float:
     """Largest difference on the ``[-1, 1]`` scale between ONNX Runtime and PyTorch on a random image."""
     import torch
 
-    from ..export import require
+    from .._optional import require
     from ..models.batchnorm import per_image_model
 
     ort = require("onnxruntime", "onnx")
@@ -142,7 +142,8 @@ def _recalibrate(model: Any, folder: Path, limit: int) -> int:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..export import DEFAULT_OPSET, OptionalDependencyError, export_onnx
+    from .._optional import OptionalDependencyError
+    from ..export import DEFAULT_OPSET, export_onnx
     from ..models.checkpoint import load_generator, save_generator
     from ..weights import resolve_weights, sha256_of
 

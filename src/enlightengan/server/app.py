@@ -39,6 +39,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
+from .._version import __version__
 from .config import ServerConfig
 from .jobs import JobQueue, QueueFullError
 from .pipeline import EnhancedFile, ImageRejected, Pixels, enhance_file
@@ -153,8 +154,6 @@ def create_app(enhancer: Enhancer, config: ServerConfig | None = None) -> FastAP
         >>> app = create_app(Enhancer("200_net_G_A.pth"))  # doctest: +SKIP
         >>> uvicorn.run(app, host="127.0.0.1", port=7860)  # doctest: +SKIP
     """
-    from .. import __version__
-
     settings = config or ServerConfig()
     lock = _model_lock(enhancer)
 

@@ -30,6 +30,7 @@ from ..config import TrainConfig, config_from_dict, config_to_dict, save_config
 from ..data.folders import DataError, list_images
 from ..data.patches import random_patch_boxes
 from ..data.unpaired import UnpairedImageDataset, scan_images
+from ..devices import resolve_device
 from ..losses.feature import SelfFeaturePreservingLoss
 from ..models.batchnorm import fix_batchnorm_statistics
 from ..models.checkpoint import save_generator
@@ -79,9 +80,11 @@ def init_identity_generator(generator: EnlightenGenerator) -> None:
     for module in generator.modules():
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, a=0.2)
-            nn.init.zeros_(module.bias)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
     nn.init.zeros_(generator.conv10.weight)
-    nn.init.zeros_(generator.conv10.bias)
+    if generator.conv10.bias is not None:
+        nn.init.zeros_(generator.conv10.bias)
 
 
 def lr_factor(step: int, total_steps: int, decay_start: int) -> float:
@@ -92,8 +95,6 @@ def lr_factor(step: int, total_steps: int, decay_start: int) -> float:
 
 
 def resolve_training_device(name: str, env: DistEnv) -> torch.device:
-    from ..inference import resolve_device
-
     device = resolve_device(name)
     if device.type == "cuda" and env.world_size > 1:
         device = torch.device("cuda", env.local_rank)
