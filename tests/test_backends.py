@@ -8,16 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from enlightengan.backends import (
-    BACKENDS,
-    EagerBackend,
-    OnnxRuntimeBackend,
-    Placement,
-    TorchBackend,
-    make_backend,
-    upsample_at,
-)
-from enlightengan.models.generator import EnlightenGenerator, GeneratorConfig, attention_map
+from enlightengan.inference import make_backend
+from enlightengan.inference.backend import BACKENDS
+from enlightengan.inference.onnxruntime_backend import OnnxRuntimeBackend
+from enlightengan.inference.placement import Placement, upsample_at
+from enlightengan.inference.torch_backend import EagerBackend, TorchBackend
+from enlightengan.models.generator import EnlightenGenerator, GeneratorConfig
+from enlightengan.models.ops import attention_map
 
 
 def randomised_generator(
@@ -192,8 +189,8 @@ def test_errors_are_clear() -> None:
 
 
 def test_enhancer_options_choose_the_path() -> None:
-    from enlightengan.fast import FastConfig, fast_forward
     from enlightengan.inference import Enhancer
+    from enlightengan.inference.fast import FastConfig, fast_forward
 
     model = randomised_generator(negative_scales=False)
     image, _ = _inputs(1, 50, 70)

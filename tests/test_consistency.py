@@ -9,8 +9,8 @@ import torch
 from torch import Tensor
 
 from enlightengan.config import ConfigError
-from enlightengan.fast import shrink
 from enlightengan.losses.consistency import resolution_consistency_loss
+from enlightengan.models.ops import shrink
 from enlightengan.training.trainer import Trainer
 
 from .test_training import _tiny_config, tiny_data  # noqa: F401  (pytest fixture)

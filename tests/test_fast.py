@@ -8,10 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from enlightengan.backends import Placement, TorchBackend
-from enlightengan.fast import FastConfig, box_filter, fast_forward, guided_coefficients
-from enlightengan.models.generator import attention_map
-from enlightengan.tiling import tiled_forward
+from enlightengan.inference.fast import FastConfig, box_filter, fast_forward, guided_coefficients
+from enlightengan.inference.placement import Placement
+from enlightengan.inference.tiling import tiled_forward
+from enlightengan.inference.torch_backend import TorchBackend
+from enlightengan.models.ops import attention_map
 
 from .test_backends import randomised_generator
 from .test_tiling import _image

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from enlightengan import inference
 from enlightengan.inference import Enhancer, enhance
+from enlightengan.inference import enhancer as enhancer_module
 from enlightengan.models.checkpoint import save_generator
 from enlightengan.models.generator import EnlightenGenerator, GeneratorConfig
 
@@ -264,14 +264,14 @@ def test_module_enhance_caches_the_model(
 ) -> None:
     path = save_generator(model, tmp_path / "g.safetensors")
     loads: list[Path] = []
-    real_load = inference.load_generator
+    real_load = enhancer_module.load_generator
 
     def counting_load(source: Path, **kwargs: object) -> EnlightenGenerator:
         loads.append(Path(source))
         return real_load(source, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(inference, "load_generator", counting_load)
-    monkeypatch.setattr(inference, "_CACHE", {})
+    monkeypatch.setattr(enhancer_module, "load_generator", counting_load)
+    monkeypatch.setattr(enhancer_module, "_CACHE", {})
     rgb = make_dark_rgb(6, 6)
     first = enhance(Image.fromarray(rgb), weights=path, device="cpu")
     second = enhance(rgb, weights=str(path), device="cpu", strength=0.0)

@@ -7,9 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from enlightengan.backends import TorchBackend
-from enlightengan.models.generator import EnlightenGenerator, attention_map
-from enlightengan.tiling import (
+from enlightengan.inference.tiling import (
     DEFAULT_MARGIN,
     MIN_TILE,
     auto_tile_area,
@@ -17,6 +15,9 @@ from enlightengan.tiling import (
     plan_tiles,
     tiled_forward,
 )
+from enlightengan.inference.torch_backend import TorchBackend
+from enlightengan.models.generator import EnlightenGenerator
+from enlightengan.models.ops import attention_map
 
 from .test_backends import randomised_generator
 

@@ -17,8 +17,9 @@ __all__ = [
     "strength",
 ]
 
-#: ``--denoise`` given without a value: enlightengan.denoise.DenoiseConfig's default strength (repeated
-#: here so that building the parsers does not import torch; a test keeps the two equal).
+#: ``--denoise`` given without a value: the default strength of
+#: enlightengan.inference.denoise.DenoiseConfig (repeated here so that building the parsers imports no
+#: inference module; a test keeps the two equal).
 DENOISE_STRENGTH = 7.0
 
 

@@ -86,7 +86,7 @@ loaded, an output folder that cannot be created or written).
 """
 
 
-#: Smallest --tile: two overlaps of enlightengan.tiling.DEFAULT_MARGIN (48 px) and a 16 px core.
+#: Smallest --tile: two overlaps of enlightengan.inference.tiling.DEFAULT_MARGIN (48 px) and a 16 px core.
 _MIN_TILE = 112
 
 
@@ -120,7 +120,7 @@ def _fast_config(args: argparse.Namespace) -> Any:
     """``False``, or the fast mode's settings (``--fast-scale`` implies ``--fast``)."""
     if args.fast_scale is None:
         return bool(args.fast)
-    from ..fast import FastConfig
+    from ..inference.fast import FastConfig
 
     return FastConfig(scale=args.fast_scale)
 
@@ -331,7 +331,8 @@ def _prepare_output(out_dir: Path) -> None:
 
 
 def _load_enhancer(args: argparse.Namespace) -> Enhancer:
-    from ..inference import Enhancer, resolve_device
+    from ..devices import resolve_device
+    from ..inference import Enhancer
     from ..weights import resolve_weights
 
     try:
@@ -374,7 +375,7 @@ def _enhance_video(job: _Job, enhancer: Enhancer, args: argparse.Namespace, repo
     """Stream one video through the enhancer, then report its flicker."""
     from tqdm import tqdm
 
-    from ..video import enhance_video
+    from ..inference.video import enhance_video
 
     job.target.parent.mkdir(parents=True, exist_ok=True)
     with tqdm(

@@ -178,7 +178,7 @@ def _enhancer(args: argparse.Namespace) -> tuple[Callable[[Image.Image], Image.I
     from PIL import Image
 
     if args.baseline is not None:
-        from .. import baselines
+        from ..metrics import baselines
 
         method = baselines.gamma_baseline if args.baseline == "gamma" else baselines.clahe_baseline
 

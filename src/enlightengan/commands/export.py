@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..models.generator import BATCHNORM_MODES
 from ._args import positive_int
 
 __all__ = ["register", "run"]
@@ -76,9 +77,10 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--batchnorm",
-        choices=("running", "per-image"),
-        help="record which BatchNorm statistics the model uses at inference: its running averages, or "
-        "each image's own (what the original test code did; default: as in the weights file)",
+        choices=BATCHNORM_MODES,
+        help="record which BatchNorm statistics the model uses at inference: its running averages (how "
+        "the released weights are run), or each image's own (the bundled default model's mode); "
+        "default: as in the weights file",
     )
     p.add_argument(
         "--recalibrate-max",
@@ -110,7 +112,7 @@ def _verify(model: Any, path: Path) -> float:
     (result,) = session.run(None, {"input": rgb01.numpy()})
     image = rgb01 * 2 - 1
     with torch.inference_mode():
-        reference = per_image_model(model, image) if model.config.batchnorm == "per-image" else model
+        reference = per_image_model(model, image) if model.config.per_image else model
         expected = reference(image).output.clamp(-1, 1)
     return float((torch.from_numpy(result) * 2 - 1 - expected).abs().max())
 
@@ -143,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from .._optional import OptionalDependencyError
-    from ..export import DEFAULT_OPSET, export_onnx
+    from ..inference.onnx_export import DEFAULT_OPSET, export_onnx
     from ..models.checkpoint import load_generator, save_generator
     from ..weights import resolve_weights, sha256_of
 

@@ -24,7 +24,7 @@ from ..losses.adversarial import (
 from ..losses.consistency import resolution_consistency_loss
 from ..losses.feature import SelfFeaturePreservingLoss
 from ..losses.priors import chroma_noise_loss, color_loss, exposure_loss, structure_loss
-from ..models.generator import attention_map
+from ..models.ops import attention_map
 from .distributed import global_mean
 
 __all__ = ["Batch", "EnlightenGANObjective", "GeneratorStep", "unwrap"]

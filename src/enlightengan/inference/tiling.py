@@ -10,7 +10,7 @@ on the whole image, tile by tile:
 2. the padded image is cut into 16-aligned tiles that overlap by ``margin`` pixels on every inner
    side; grid alignment makes every max-pool and attention-map pyramid of a tile equal to the whole
    image's, and the backends sample the ``align_corners=True`` upsampling at the whole image's
-   positions (:class:`~enlightengan.backends.Placement`);
+   positions (:class:`~enlightengan.inference.placement.Placement`);
 3. each tile's centre (its core) is kept. What differs from untiled inference is only the effect of
    the zero padding that the convolutions see at the tile borders, which fades with the distance from
    the border.
@@ -38,8 +38,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .backends import Backend, Placement
-from .models.generator import MULTIPLE, GeneratorOutput, attention_map, crop_padding, pad_to_multiple
+from ..models.generator import GeneratorOutput
+from ..models.ops import MULTIPLE, attention_map, crop_padding, pad_to_multiple
+from .backend import Backend
+from .placement import Placement
 
 __all__ = [
     "BYTES_PER_PIXEL_PER_WIDTH",
@@ -341,7 +343,7 @@ def tiled_output(
     """The generator's ``forward(image, gray).output`` computed tile by tile in bounded memory.
 
     Args:
-        backend: what runs the network on each tile (:mod:`enlightengan.backends`).
+        backend: what runs the network on each tile (:mod:`enlightengan.inference.backend`).
         image: ``N x 3 x H x W`` RGB in ``[-1, 1]``, any ``H, W >= 1``.
         gray: ``N x 1 x H x W`` attention map in ``[0, 1]``; default :func:`attention_map` of ``image``.
         tile: the largest tile side in pixels (rounded down to a multiple of 16); ``None`` chooses the

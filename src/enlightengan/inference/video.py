@@ -31,8 +31,9 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 from torch import Tensor
 
-from ._atomic import atomic_path
-from ._optional import require
+from .._atomic import atomic_path
+from .._optional import require
+from .denoise import attention_denoise
 
 __all__ = [
     "FlickerMeter",
@@ -266,7 +267,5 @@ def _enhance_frame(
         output = image + enhancer.strength * latent
         denoise = getattr(enhancer, "denoise", None)  # an Enhancer's attention-guided denoising
         if denoise is not None:
-            from .denoise import attention_denoise
-
             output = attention_denoise(output.clamp(-1.0, 1.0), image, denoise)
         return _to_rgb(output)
