@@ -17,12 +17,12 @@ import torch
 from PIL import Image, ImageCms
 
 from enlightengan import formats
-from enlightengan import weights as weights_module
 from enlightengan.cli import main
 from enlightengan.image_io import read_image
 from enlightengan.inference import Enhancer
 from enlightengan.models.checkpoint import save_generator
 from enlightengan.models.generator import EnlightenGenerator, GeneratorConfig
+from enlightengan.weights import bundled as weights_module
 
 from .conftest import make_dark_rgb
 

@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     from .._optional import OptionalDependencyError
     from ..inference.onnx_export import DEFAULT_OPSET, export_onnx
     from ..models.checkpoint import load_generator, save_generator
-    from ..weights import resolve_weights, sha256_of
+    from ..weights import resolve_weights, sha256_file
 
     if args.onnx is None and args.safetensors is None:
         print("error: give --onnx OUT.onnx and/or --safetensors OUT.safetensors", file=sys.stderr)
@@ -180,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
             save_generator(model, target, metadata=metadata, dtype=dtype)
             print(
                 f"wrote {target} ({target.stat().st_size:,} bytes, {str(dtype).removeprefix('torch.')}); "
-                f"sha256 {sha256_of(target)}",
+                f"sha256 {sha256_file(target)}",
                 file=sys.stderr,
             )
         if args.onnx is not None:

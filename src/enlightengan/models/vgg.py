@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..weights.downloads import VGG16_TORCHVISION, cached_path
+
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -198,7 +200,7 @@ def load_vgg16_features(
     Args:
         path: torchvision's ``vgg16-397923af.pth`` or the original repository's ``vgg16.weight``
             (``module.`` prefixes are removed). None fetches torchvision's file into the torch hub
-            cache (:data:`enlightengan.hub.VGG16_TORCHVISION`, SHA-256 checked). The string
+            cache (:data:`enlightengan.weights.VGG16_TORCHVISION`, SHA-256 checked). The string
             ``"random"`` asks for :func:`random_vgg16_features` and needs ``allow_random=True``.
         allow_random: accept ``path="random"`` (only when the user asked for it explicitly).
         download: allow the download when ``path`` is None (else a file missing from the cache is an error).
@@ -209,7 +211,7 @@ def load_vgg16_features(
         A frozen :class:`VGG16Features` whose ``input_format`` follows the file.
 
     Raises:
-        enlightengan.hub.WeightsUnavailableError: ``path`` is None and the file can be neither found in
+        enlightengan.weights.WeightsUnavailableError: ``path`` is None and the file can be neither found in
             the cache nor downloaded; the message says what to fetch and where to put it.
         FileNotFoundError: ``path`` does not exist.
         ValueError: the file is not a VGG-16 state dict (or not loadable with ``weights_only=True``), or
@@ -223,8 +225,6 @@ def load_vgg16_features(
             )
         return random_vgg16_features(seed)
     if path is None:
-        from ..hub import VGG16_TORCHVISION, cached_path
-
         file = cached_path(VGG16_TORCHVISION, download=download, progress=progress)
     else:
         file = Path(path)

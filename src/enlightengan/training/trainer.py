@@ -246,7 +246,7 @@ class Trainer:
         else:
             if cfg.vgg_weights is None and self.env.world_size > 1:
                 # one download for the whole job: rank 0 fetches into the shared cache, the others wait
-                from ..hub import VGG16_TORCHVISION, cached_path
+                from ..weights import VGG16_TORCHVISION, cached_path
 
                 if self.env.is_main:
                     cached_path(VGG16_TORCHVISION)
