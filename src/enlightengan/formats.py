@@ -30,7 +30,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".p
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 
 #: ITU-R BT.601 luma weights for R, G, B: Pillow's ``convert("L")`` and the generator's attention map
-#: (``1 - luminance``, Jiang et al., IEEE TIP 2021, Sec. III-A).
+#: (``1 - luminance``, Jiang et al., IEEE TIP 2021, Sec. III-C).
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
 

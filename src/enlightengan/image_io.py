@@ -1,7 +1,7 @@
 """Reading and writing photos faithfully, and converting them to and from the generator's tensors.
 
 EnlightenGAN (Jiang et al., IEEE TIP 2021) works on RGB tensors in ``[-1, 1]``, shape ``1 x 3 x H x W``
-(REFERENCE.md, "Data convention"). Photos come in many kinds; each is mapped to that RGB tensor and back
+(docs/ARCHITECTURE.md). Photos come in many kinds; each is mapped to that RGB tensor and back
 so that the enhanced image has the input's size and pixel mode:
 
 ==============================  ==================================================================

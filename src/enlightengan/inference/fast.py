@@ -1,7 +1,7 @@
 """Fast mode: run the generator at reduced resolution, carry its enhancement to full resolution.
 
 EnlightenGAN's output is ``image + latent`` with ``latent = conv10(features) * gray`` (Jiang et al.,
-IEEE TIP 2021, Sec. III-A: the attention-guided, "times-residual" output). The fast mode
+IEEE TIP 2021, Sec. III-C: the attention-guided, "times-residual" output). The fast mode
 
 1. shrinks the image by ``scale`` per side (antialiased bilinear), runs the exact generator there
    (:func:`~enlightengan.inference.tiling.tiled_forward`, so memory stays bounded), and keeps its ``latent``;

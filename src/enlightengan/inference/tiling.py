@@ -1,6 +1,6 @@
 """Exact inference of the generator on images of any size, in bounded memory, by overlapping tiles.
 
-The released code halves every image wider than 2200 px to fit in memory (REFERENCE.md); this module
+The released code halves every image wider than 2200 px to fit in memory; this module
 never rescales. It computes what :class:`~enlightengan.models.generator.EnlightenGenerator` computes
 on the whole image, tile by tile:
 

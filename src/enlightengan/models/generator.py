@@ -1,4 +1,4 @@
-"""The EnlightenGAN generator: an attention-guided U-Net (Jiang et al., IEEE TIP 2021, Sec. III-A).
+"""The EnlightenGAN generator: an attention-guided U-Net (Jiang et al., IEEE TIP 2021, Sec. III-C).
 
 This is the released configuration of the authors' code (``sid_unet_resize`` with self-attention,
 times-residual, BatchNorm and skip = 1). Layer names equal the keys of the released checkpoint

@@ -1,7 +1,7 @@
 """Pure tensor operations around the generator, shared by the network, inference, data and losses.
 
 * :func:`attention_map`: the self-regularised attention map ``1 - luminance`` (Jiang et al., IEEE TIP
-  2021, Sec. III-A), the generator's second input;
+  2021, Sec. III-C), the generator's second input;
 * :func:`pad_to_multiple` and :func:`crop_padding`: the 16-pixel grid the U-Net needs (:data:`MULTIPLE`),
   reached by reflection padding split as the released code splits it;
 * :func:`shrink`: the antialiased reduction the fast mode feeds the network (and the resolution
@@ -32,7 +32,7 @@ def attention_map(image: Tensor) -> Tensor:
     Returns:
         ``N x 1 x H x W`` in ``[0, 1]`` for inputs in range: near 1 where the image is dark.
         Computed as ``1 - (0.299 (R + 1) + 0.587 (G + 1) + 0.114 (B + 1)) / 2``: the paper's
-        "1 - I" of the illumination normalised to ``[0, 1]`` (Jiang et al., IEEE TIP 2021, Sec. III-A),
+        "1 - I" of the illumination normalised to ``[0, 1]`` (Jiang et al., IEEE TIP 2021, Sec. III-C),
         with the BT.601 luma weights (:data:`~enlightengan.formats.LUMA_WEIGHTS`) as the released code.
 
     Example:

@@ -1,4 +1,4 @@
-"""VGG-16 features for the self feature preserving loss (Simonyan & Zisserman 2015; EnlightenGAN Sec. III-C).
+"""VGG-16 features for the self feature preserving loss (Simonyan & Zisserman 2015; EnlightenGAN Sec. III-B).
 
 Only the layers up to ``relu5_1`` are built, and the 4th max-pool (after conv4_3) is left out, as in
 the released EnlightenGAN: three 2 x 2 max-pools, so features are ``N x 512 x H/8 x W/8`` (floor).
@@ -9,7 +9,7 @@ Two weight files are accepted, and the input preprocessing follows the file:
   and standard deviation ``(0.229, 0.224, 0.225)``, the input it was trained on;
 * ``"caffe"``: the original repository's ``vgg16.weight`` (converted from Caffe through Torch7; keys
   ``conv1_1.weight`` ... ``conv5_3.bias``): BGR in ``[0, 255]`` without mean subtraction, which is how
-  the released EnlightenGAN was trained (REFERENCE.md).
+  the released EnlightenGAN was trained.
 
 Either way :meth:`VGG16Features.forward` takes RGB images in ``[-1, 1]`` and converts them itself.
 """
