@@ -122,7 +122,7 @@ def test_per_image_enhancer_uses_each_images_own_statistics() -> None:
     ]
     got = Enhancer(model=model, device="cpu").enhance_tensor(torch.cat(images))
     for i, x in enumerate(images):
-        with torch.no_grad():  # the original test code: training-mode BatchNorm, batch of one
+        with torch.no_grad():  # per-image statistics: training-mode BatchNorm, batch of one
             expected = model.train()(x).output.clamp(-1, 1)
         model.eval()
         torch.testing.assert_close(got[i : i + 1], expected, atol=1e-5, rtol=0)

@@ -65,7 +65,7 @@ DEFAULT_MARGIN = 48
 #: Working memory of the torch backend per pixel of a tile and per unit of base width, from the
 #: peak resident memory measured at the published width 32: 550 bytes per pixel for a whole image,
 #: 560-730 for a placed tile, more across a sequence of tiles of different shapes (the C allocator's
-#: fragmentation); 30 x 32 = 960 keeps a 12 MP image under 1.5 GB (benchmarks/RESULTS.md).
+#: fragmentation); 24 x 32 = 768 keeps a 12 MP image under 1.5 GB (benchmarks/RESULTS.md).
 BYTES_PER_PIXEL_PER_WIDTH = 24
 
 #: The automatic tile size never plans for more than this many bytes (1 GiB): it keeps a 12 MP

@@ -117,11 +117,13 @@ def statistics_image(image: Tensor, max_pixels: int = STATS_MAX_PIXELS) -> Tenso
 def per_image_model(model: _Module, image: Tensor, max_pixels: int = STATS_MAX_PIXELS) -> _Module:
     """A copy of ``model`` in eval mode whose BatchNorm statistics are those of ``image``.
 
-    What a generator with ``batchnorm="per-image"`` computes: the original EnlightenGAN test code never
-    switched to eval mode, so every image was normalised with its own statistics (training-mode
-    BatchNorm on a batch of one: the mean and the *biased* variance of each channel). Measuring them
-    in one pass and then running in eval mode keeps tiled inference of large images exact; on the
-    statistics image itself the copy computes exactly what the training-mode model computes.
+    What a generator with ``batchnorm="per-image"`` computes: every image normalised with its own
+    statistics (training-mode BatchNorm on a batch of one: the mean and the *biased* variance of each
+    channel), the mode of the bundled default model, whose running averages (gathered on small
+    training crops) do not describe whole photos. (The released weights are run with their running
+    averages: the original test code puts its generator in eval mode.) Measuring the statistics in one
+    pass and then running in eval mode keeps tiled inference of large images exact; on the statistics
+    image itself the copy computes exactly what the training-mode model computes.
 
     Args:
         model: the generator (not modified).

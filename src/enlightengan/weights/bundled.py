@@ -104,7 +104,7 @@ def resolve_weights(explicit: str | os.PathLike[str] | None = None) -> Path:
     Raises:
         WeightsError: the explicit or environment path does not exist, or the bundled file fails
             its checksum.
-        NoDefaultWeightsError: nothing given and no default model is bundled.
+        NoDefaultWeightsError: nothing given and the bundled default model is missing.
     """
     if explicit is not None:
         return _existing_file(os.fspath(explicit), "given explicitly")
