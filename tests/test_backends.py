@@ -16,27 +16,7 @@ from enlightengan.inference.torch_backend import EagerBackend, TorchBackend
 from enlightengan.models.generator import EnlightenGenerator, GeneratorConfig
 from enlightengan.models.ops import attention_map
 
-
-def randomised_generator(
-    width: int = 8, *, seed: int = 0, negative_scales: bool = True
-) -> EnlightenGenerator:
-    """A small generator whose BatchNorms are far from the identity (so folding them is really tested).
-
-    With ``negative_scales`` some BatchNorm scales are negative, which forbids folding through the
-    max-pools and exercises the explicit fallback.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    model = EnlightenGenerator(GeneratorConfig(base_width=width)).eval()
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                c = module.num_features
-                low = -1.5 if negative_scales else 0.5
-                module.weight.copy_(torch.empty(c).uniform_(low, 1.5, generator=generator))
-                module.bias.copy_(torch.empty(c).uniform_(-0.8, 0.8, generator=generator))
-                module.running_mean.copy_(torch.empty(c).uniform_(-0.5, 0.5, generator=generator))
-                module.running_var.copy_(torch.empty(c).uniform_(0.3, 2.0, generator=generator))
-    return model
+from .conftest import make_dark_rgb, randomised_generator
 
 
 def _inputs(n: int, h: int, w: int, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -223,9 +203,6 @@ def test_onnxruntime_backend_binds_per_image_statistics() -> None:
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
     from enlightengan.inference import Enhancer
-    from enlightengan.models.generator import GeneratorConfig
-
-    from .conftest import make_dark_rgb
 
     model = randomised_generator(negative_scales=False)
     model.config = GeneratorConfig(base_width=8, batchnorm="per-image")

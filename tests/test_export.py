@@ -15,8 +15,7 @@ from enlightengan.models.batchnorm import per_image_model
 from enlightengan.models.checkpoint import save_generator
 from enlightengan.models.generator import EnlightenGenerator, GeneratorConfig
 
-from .conftest import make_dark_rgb
-from .test_backends import randomised_generator
+from .conftest import make_dark_rgb, randomised_generator
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
