@@ -168,6 +168,12 @@ def test_errors_are_clear() -> None:
     assert set(BACKENDS) == {"torch", "onnxruntime"}
 
 
+def test_the_command_lines_backend_choices_are_the_backends() -> None:
+    from enlightengan.commands._args import BACKEND_CHOICES
+
+    assert BACKEND_CHOICES == BACKENDS  # the same names, the default first
+
+
 def test_enhancer_options_choose_the_path() -> None:
     from enlightengan.inference import Enhancer
     from enlightengan.inference.fast import FastConfig, fast_forward

@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..formats import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_files
-from ._args import add_denoise_argument, natural_key, positive_int, strength
+from ._args import (
+    add_backend_argument,
+    add_denoise_argument,
+    add_device_argument,
+    add_weights_argument,
+    natural_key,
+    positive_int,
+    strength,
+)
 
 if TYPE_CHECKING:
     from ..inference import Enhancer
@@ -145,18 +153,8 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "-o", "--output", required=True, type=Path, metavar="OUT_DIR", help="folder for the results (created)"
     )
-    p.add_argument(
-        "--weights",
-        metavar="PATH",
-        help="generator weights (released 200_net_G_A.pth, a state dict, or .safetensors); "
-        "default: $ENLIGHTENGAN_WEIGHTS, else the bundled model",
-    )
-    p.add_argument(
-        "--device",
-        default="auto",
-        metavar="DEVICE",
-        help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps (default: auto)",
-    )
+    add_weights_argument(p)
+    add_device_argument(p)
     p.add_argument(
         "--strength",
         type=strength,
@@ -202,12 +200,7 @@ def register(subparsers: Any) -> None:
         help="shrink factor per side for the network in fast mode (implies --fast; default 2.25; "
         "larger is faster and coarser)",
     )
-    p.add_argument(
-        "--backend",
-        choices=("torch", "onnxruntime"),
-        default="torch",
-        help="torch (default) or onnxruntime (CPU; needs the onnx extra)",
-    )
+    add_backend_argument(p)
     p.add_argument(
         "--shard",
         type=_shard,

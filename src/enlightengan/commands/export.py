@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..models.generator import BATCHNORM_MODES
-from ._args import positive_int
+from ._args import add_weights_argument, positive_int
 
 __all__ = ["register", "run"]
 
@@ -54,12 +54,7 @@ def register(subparsers: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--weights",
-        metavar="PATH",
-        help="generator weights (released 200_net_G_A.pth, a state dict, or .safetensors); "
-        "default: $ENLIGHTENGAN_WEIGHTS, else the bundled model",
-    )
+    add_weights_argument(p)
     p.add_argument("--onnx", type=Path, metavar="OUT.onnx", help="where to write the ONNX graph")
     p.add_argument(
         "--safetensors",

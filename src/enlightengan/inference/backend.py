@@ -36,7 +36,7 @@ from torch import Tensor
 from ..models.ops import MULTIPLE
 from .placement import Placement
 
-__all__ = ["BACKENDS", "Backend", "BackendName", "StatisticsBackend", "check_inputs"]
+__all__ = ["BACKENDS", "Backend", "BackendName", "StatisticsBackend", "check_inputs", "not_per_image"]
 
 #: Names of the backends the Enhancer runs on (``--backend`` on the command line).
 BackendName = Literal["torch", "onnxruntime"]
@@ -78,6 +78,11 @@ class StatisticsBackend(Backend, Protocol):
     def measuring(self) -> Backend:
         """This backend normalising each whole image it runs with that image's own statistics."""
         ...
+
+
+def not_per_image(method: str) -> ValueError:
+    """The error of a :class:`StatisticsBackend` method called for a running-statistics generator."""
+    return ValueError(f"{method} is for per-image BatchNorm generators (batchnorm='per-image')")
 
 
 def check_inputs(image: Tensor, gray: Tensor) -> None:

@@ -19,7 +19,7 @@ from .._optional import require
 from ..models.batchnorm import statistics_image
 from ..models.generator import EnlightenGenerator
 from ..models.ops import attention_map, pad_to_multiple
-from .backend import check_inputs
+from .backend import check_inputs, not_per_image
 from .onnx_export import build_statistics_graph, build_tiles_graph
 from .placement import Placement, tile_roi
 
@@ -93,7 +93,7 @@ class OnnxRuntimeBackend:
 
     def _per_image_session(self, method: str) -> Any:
         if self._statistics_session is None:
-            raise ValueError(f"{method} is for per-image BatchNorm generators (batchnorm='per-image')")
+            raise not_per_image(method)
         return self._statistics_session
 
     def with_statistics(self, image: Tensor) -> OnnxRuntimeBackend:

@@ -40,7 +40,7 @@ from torch import Tensor
 
 from ..models.batchnorm import per_image_model
 from ..models.generator import SLOPE, EnlightenGenerator
-from .backend import check_inputs
+from .backend import check_inputs, not_per_image
 from .placement import Placement, upsample_at
 
 __all__ = ["BANDS", "EagerBackend", "TorchBackend"]
@@ -196,7 +196,7 @@ class TorchBackend:
 
     def _require_per_image(self, method: str) -> EnlightenGenerator:
         if self._per_image_model is None:
-            raise ValueError(f"{method} is for per-image BatchNorm generators (batchnorm='per-image')")
+            raise not_per_image(method)
         return self._per_image_model
 
     def with_statistics(self, image: Tensor) -> TorchBackend:

@@ -42,8 +42,9 @@ from starlette.requests import ClientDisconnect
 from .._version import __version__
 from .config import ServerConfig
 from .jobs import JobQueue, QueueFullError
-from .pipeline import EnhancedFile, ImageRejected, Pixels, enhance_file
-from .uploads import FIELD, UploadError, receive_upload
+from .pipeline import EnhancedFile, Pixels, enhance_file
+from .rejection import Rejected
+from .uploads import FIELD, receive_upload
 
 if TYPE_CHECKING:
     from ..inference import Enhancer
@@ -252,7 +253,7 @@ def create_app(enhancer: Enhancer, config: ServerConfig | None = None) -> FastAP
             result: EnhancedFile = await runtime.queue.run(
                 ticket, job, functools.partial(shutil.rmtree, work, ignore_errors=True)
             )
-        except (UploadError, ImageRejected) as exc:
+        except Rejected as exc:  # UploadError, ImageRejected
             return _error(exc.status, exc.message)
         except ClientDisconnect:
             return _error(400, "the client went away before the upload was complete")
