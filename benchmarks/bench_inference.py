@@ -107,15 +107,15 @@ def _runner(config: str, model: Any) -> tuple[Any, dict[str, float]]:
     """A function ``x -> enhanced x`` for ``config`` and setup facts (e.g. compile time)."""
     import torch
 
-    from enlightengan.backends import TorchBackend
     from enlightengan.inference import Enhancer
-    from enlightengan.tiling import tiled_output
+    from enlightengan.inference.tiling import tiled_output
+    from enlightengan.inference.torch_backend import TorchBackend
 
     facts: dict[str, float] = {}
     if config == "eager":
-        # A per-image BatchNorm generator is the original test code's module: training-mode BatchNorm
-        # (each image normalised with its own statistics) in one forward.
-        reference = model.train() if model.config.batchnorm == "per-image" else model
+        # The plain module computing what a per-image BatchNorm generator computes: training-mode
+        # BatchNorm (each image normalised with its own statistics) in one forward.
+        reference = model.train() if model.config.per_image else model
 
         def eager(x: Any) -> Any:
             with torch.no_grad():
@@ -169,7 +169,7 @@ def _runner(config: str, model: Any) -> tuple[Any, dict[str, float]]:
 
         return run_compiled, facts
     if config == "onnxruntime:basic":
-        from enlightengan.backends import OnnxRuntimeBackend
+        from enlightengan.inference.onnxruntime_backend import OnnxRuntimeBackend
 
         ort_backend = OnnxRuntimeBackend(model, graph_optimization="basic")
 
@@ -409,8 +409,8 @@ def psnr_section(
     import torch
     from PIL import Image
 
-    from enlightengan.fast import FastConfig
     from enlightengan.inference import Enhancer
+    from enlightengan.inference.fast import FastConfig
     from enlightengan.models.checkpoint import load_generator
 
     model = load_generator(weights) if weights is not None else _model()
@@ -454,8 +454,8 @@ def tiling_section() -> tuple[dict[str, Any], str]:
     import torch
     from PIL import Image
 
-    from enlightengan.backends import TorchBackend
-    from enlightengan.tiling import tiled_output
+    from enlightengan.inference.tiling import tiled_output
+    from enlightengan.inference.torch_backend import TorchBackend
 
     model = _model()
     path = SHARED / "datasets" / "lime" / "10.bmp"
@@ -586,7 +586,7 @@ def main() -> None:
         report["baseline"], report["speed"] = base, speed
         source = (
             f"Generator: `{args.speed_weights}`; for a per-image BatchNorm generator (a) is the module in "
-            "training-mode BatchNorm, as the original test code ran it."
+            "training-mode BatchNorm (each image normalised with its own statistics)."
             if args.speed_weights is not None
             else "Generator: the published width-32 network with the fixture's released-layout weights."
         )

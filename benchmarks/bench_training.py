@@ -26,7 +26,8 @@ from enlightengan.config import LossConfig
 from enlightengan.data.patches import random_patch_boxes
 from enlightengan.losses.feature import SelfFeaturePreservingLoss
 from enlightengan.models.discriminator import global_discriminator, local_discriminator
-from enlightengan.models.generator import EnlightenGenerator, GeneratorConfig, attention_map
+from enlightengan.models.generator import EnlightenGenerator, GeneratorConfig
+from enlightengan.models.ops import attention_map
 from enlightengan.models.vgg import random_vgg16_features
 from enlightengan.training.objective import Batch, EnlightenGANObjective
 

@@ -21,12 +21,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from enlightengan.backends import TorchBackend
-from enlightengan.fast import FastConfig, fast_latent, shrink
+from enlightengan.inference.fast import FastConfig, fast_latent
+from enlightengan.inference.tiling import tiled_output
+from enlightengan.inference.torch_backend import TorchBackend
 from enlightengan.metrics.niqe import niqe
 from enlightengan.models.batchnorm import per_image_model
 from enlightengan.models.checkpoint import load_generator
-from enlightengan.tiling import tiled_output
+from enlightengan.models.ops import shrink
 
 
 def _u8(t: torch.Tensor) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from enlightengan import Enhancer
-from enlightengan.baselines import gamma_baseline
+from enlightengan.metrics.baselines import gamma_baseline
 
 SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from enlightengan import Enhancer
-from enlightengan.baselines import gamma_baseline
+from enlightengan.metrics.baselines import gamma_baseline
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO.parent / "shared" / "datasets"

@@ -8,6 +8,7 @@ bash scripts/install_chromium.sh  # Debian's chromium for the browser test (skip
 python -m ruff check src tests benchmarks scripts
 python -m ruff format --check src tests benchmarks scripts
 python -m mypy
+lint-imports  # the import contracts of pyproject.toml: layers, no cycles (docs/ARCHITECTURE.md)
 status=0
 python -m pytest "$@" || status=$?
 # pytest exits 5 when it collected no tests: that is a failure of the suite, not a pass.

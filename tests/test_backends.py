@@ -8,38 +8,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from enlightengan.backends import (
-    BACKENDS,
-    EagerBackend,
-    OnnxRuntimeBackend,
-    Placement,
-    TorchBackend,
-    make_backend,
-    upsample_at,
-)
-from enlightengan.models.generator import EnlightenGenerator, GeneratorConfig, attention_map
+from enlightengan.inference import make_backend
+from enlightengan.inference.backend import BACKENDS
+from enlightengan.inference.onnxruntime_backend import OnnxRuntimeBackend
+from enlightengan.inference.placement import Placement, upsample_at
+from enlightengan.inference.torch_backend import EagerBackend, TorchBackend
+from enlightengan.models.generator import EnlightenGenerator, GeneratorConfig
+from enlightengan.models.ops import attention_map
 
-
-def randomised_generator(
-    width: int = 8, *, seed: int = 0, negative_scales: bool = True
-) -> EnlightenGenerator:
-    """A small generator whose BatchNorms are far from the identity (so folding them is really tested).
-
-    With ``negative_scales`` some BatchNorm scales are negative, which forbids folding through the
-    max-pools and exercises the explicit fallback.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    model = EnlightenGenerator(GeneratorConfig(base_width=width)).eval()
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                c = module.num_features
-                low = -1.5 if negative_scales else 0.5
-                module.weight.copy_(torch.empty(c).uniform_(low, 1.5, generator=generator))
-                module.bias.copy_(torch.empty(c).uniform_(-0.8, 0.8, generator=generator))
-                module.running_mean.copy_(torch.empty(c).uniform_(-0.5, 0.5, generator=generator))
-                module.running_var.copy_(torch.empty(c).uniform_(0.3, 2.0, generator=generator))
-    return model
+from .conftest import make_dark_rgb, randomised_generator
 
 
 def _inputs(n: int, h: int, w: int, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -191,9 +168,15 @@ def test_errors_are_clear() -> None:
     assert set(BACKENDS) == {"torch", "onnxruntime"}
 
 
+def test_the_command_lines_backend_choices_are_the_backends() -> None:
+    from enlightengan.commands._args import BACKEND_CHOICES
+
+    assert BACKEND_CHOICES == BACKENDS  # the same names, the default first
+
+
 def test_enhancer_options_choose_the_path() -> None:
-    from enlightengan.fast import FastConfig, fast_forward
     from enlightengan.inference import Enhancer
+    from enlightengan.inference.fast import FastConfig, fast_forward
 
     model = randomised_generator(negative_scales=False)
     image, _ = _inputs(1, 50, 70)
@@ -226,9 +209,6 @@ def test_onnxruntime_backend_binds_per_image_statistics() -> None:
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
     from enlightengan.inference import Enhancer
-    from enlightengan.models.generator import GeneratorConfig
-
-    from .conftest import make_dark_rgb
 
     model = randomised_generator(negative_scales=False)
     model.config = GeneratorConfig(base_width=8, batchnorm="per-image")

@@ -122,7 +122,7 @@ def test_per_image_enhancer_uses_each_images_own_statistics() -> None:
     ]
     got = Enhancer(model=model, device="cpu").enhance_tensor(torch.cat(images))
     for i, x in enumerate(images):
-        with torch.no_grad():  # the original test code: training-mode BatchNorm, batch of one
+        with torch.no_grad():  # per-image statistics: training-mode BatchNorm, batch of one
             expected = model.train()(x).output.clamp(-1, 1)
         model.eval()
         torch.testing.assert_close(got[i : i + 1], expected, atol=1e-5, rtol=0)
@@ -206,8 +206,9 @@ def _photos(*seeds: int, height: int = 48, width: int = 64) -> torch.Tensor:
 
 
 def test_measuring_backend_is_training_mode_batchnorm_per_image() -> None:
-    from enlightengan.backends import Placement, TorchBackend
-    from enlightengan.models.generator import attention_map
+    from enlightengan.inference.placement import Placement
+    from enlightengan.inference.torch_backend import TorchBackend
+    from enlightengan.models.ops import attention_map
 
     model = _per_image_generator()
     x = _photos(1, 2)  # 48 x 64: already on the 16-pixel grid
@@ -230,33 +231,35 @@ def test_per_image_enhancer_measures_in_the_pass_when_the_image_runs_whole(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """One pass for photos that run in one piece; the separate statistics pass only for tiled ones."""
-    import enlightengan.inference as inference
+    import enlightengan.inference.torch_backend as torch_backend
+    from enlightengan.inference import Enhancer
 
     model = _per_image_generator()
     calls: list[tuple[int, ...]] = []
-    original = inference.per_image_model
+    original = torch_backend.per_image_model
 
     def counting(generator: EnlightenGenerator, image: torch.Tensor) -> EnlightenGenerator:
         calls.append(tuple(image.shape))
         return original(generator, image)
 
-    monkeypatch.setattr(inference, "per_image_model", counting)
+    monkeypatch.setattr(torch_backend, "per_image_model", counting)
     small = _photos(3)
-    one_pass = inference.Enhancer(model=model, device="cpu").enhance_tensor(small)
+    one_pass = Enhancer(model=model, device="cpu").enhance_tensor(small)
     assert calls == []  # measured during the pass itself
     with torch.no_grad():  # the same as measuring first, then normalising with the measured statistics
         two_passes = original(model, small)(small).output.clamp(-1, 1)
     torch.testing.assert_close(one_pass, two_passes, atol=1e-5, rtol=0)
     wide = _photos(4, height=60, width=300)
-    inference.Enhancer(model=model, device="cpu", tile=128).enhance_tensor(wide)
+    Enhancer(model=model, device="cpu", tile=128).enhance_tensor(wide)
     assert calls == [(1, 3, 60, 300)]  # tiles: statistics of the whole image first
 
 
 def test_fast_mode_normalises_the_shrunk_image_with_its_own_statistics() -> None:
-    from enlightengan.backends import TorchBackend
-    from enlightengan.fast import FastConfig, fast_latent, shrink
     from enlightengan.inference import Enhancer
+    from enlightengan.inference.fast import FastConfig, fast_latent
+    from enlightengan.inference.torch_backend import TorchBackend
     from enlightengan.models.batchnorm import per_image_model
+    from enlightengan.models.ops import shrink
 
     model = _per_image_generator()
     x = _photos(5, height=96, width=128)

@@ -194,7 +194,7 @@ def test_export_to_safetensors_from_a_released_style_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from enlightengan.cli import main
-    from enlightengan.weights import sha256_of
+    from enlightengan.weights import sha256_file
 
     model = _randomised(width=8)
     legacy = tmp_path / "200_net_G_A.pth"
@@ -203,7 +203,7 @@ def test_export_to_safetensors_from_a_released_style_file(
     assert main(["export", "--weights", str(legacy), "--safetensors", str(full)]) == 0
     _same_outputs(model, load_generator(full))
     assert main(["export", "--weights", str(legacy), "--safetensors", str(half), "--half"]) == 0
-    assert f"sha256 {sha256_of(half)}" in capsys.readouterr().err
+    assert f"sha256 {sha256_file(half)}" in capsys.readouterr().err
     assert read_generator_file(half)[2]["source"] == "200_net_G_A.pth"
     x = torch.rand(1, 3, 40, 56) * 2 - 1
     with torch.no_grad():

@@ -16,13 +16,13 @@ import pytest
 import torch
 from PIL import Image, ImageCms
 
-from enlightengan import image_io
-from enlightengan import weights as weights_module
+from enlightengan import formats
 from enlightengan.cli import main
 from enlightengan.image_io import read_image
 from enlightengan.inference import Enhancer
 from enlightengan.models.checkpoint import save_generator
 from enlightengan.models.generator import EnlightenGenerator, GeneratorConfig
+from enlightengan.weights import bundled as weights_module
 
 from .conftest import make_dark_rgb
 
@@ -298,8 +298,8 @@ def test_help_documents_everything(capsys: pytest.CaptureFixture[str]) -> None:
         assert option in text
     for option in ("--max-pixels", "--quiet", "ENLIGHTENGAN_WEIGHTS", "examples:", "exit status"):
         assert option in text
-    assert f"{image_io.DEFAULT_MAX_PIXELS:,}" in text
-    assert all(suffix in text for suffix in image_io.IMAGE_SUFFIXES)
+    assert f"{formats.DEFAULT_MAX_PIXELS:,}" in text
+    assert all(suffix in text for suffix in (*formats.IMAGE_SUFFIXES, *formats.VIDEO_SUFFIXES))
 
 
 # --- failures while writing, --max-pixels, --quiet ----------------------------------------------------

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from enlightengan.baselines import choose_gamma, clahe_baseline, gamma_baseline
 from enlightengan.cli import main
 from enlightengan.commands.evaluate import MONTAGE_HEIGHT
 from enlightengan.metrics import brightness, niqe, psnr, ssim
+from enlightengan.metrics.baselines import choose_gamma, clahe_baseline, gamma_baseline
 
 from .conftest import make_dark_rgb
 

@@ -9,11 +9,11 @@ import torch
 from torch import Tensor
 
 from enlightengan.config import ConfigError
-from enlightengan.fast import shrink
 from enlightengan.losses.consistency import resolution_consistency_loss
+from enlightengan.models.ops import shrink
 from enlightengan.training.trainer import Trainer
 
-from .test_training import _tiny_config, tiny_data  # noqa: F401  (pytest fixture)
+from .conftest import tiny_config
 
 
 def _brightening_by_size(image: Tensor, gray: Tensor) -> tuple[Tensor, Tensor]:
@@ -64,15 +64,15 @@ def test_bad_arguments() -> None:
         resolution_consistency_loss(_brightening_by_size, image, image[..., :16], 2.0)
 
 
-def test_trainer_adds_it_to_the_generator_loss(tiny_data: tuple[Path, Path], tmp_path: Path) -> None:  # noqa: F811
-    config = _tiny_config(*tiny_data, **{"optim.max_steps": 2, "loss.scale_weight": 1.0})
+def test_trainer_adds_it_to_the_generator_loss(tiny_data: tuple[Path, Path], tmp_path: Path) -> None:
+    config = tiny_config(*tiny_data, **{"optim.max_steps": 2, "loss.scale_weight": 1.0})
     trainer = Trainer(config, tmp_path / "run", progress=False)
     logs = trainer.train_step(next(_batches(trainer)))
     assert logs["g_scale"] > 0
     with pytest.raises(ConfigError, match="scale_range"):
-        _tiny_config(*tiny_data, **{"loss.scale_range": [1.0, 2.0]})
+        tiny_config(*tiny_data, **{"loss.scale_range": [1.0, 2.0]})
     with pytest.raises(ConfigError, match="scale_weight"):
-        _tiny_config(*tiny_data, **{"loss.scale_weight": -1.0})
+        tiny_config(*tiny_data, **{"loss.scale_weight": -1.0})
 
 
 def _batches(trainer: Trainer):  # type: ignore[no-untyped-def]

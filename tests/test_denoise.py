@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from enlightengan.cli import main
-from enlightengan.denoise import DenoiseConfig, attention_denoise, denoise_weight
 from enlightengan.inference import Enhancer
+from enlightengan.inference.denoise import DenoiseConfig, attention_denoise, denoise_weight
 from enlightengan.models.checkpoint import save_generator
 from enlightengan.models.generator import EnlightenGenerator, GeneratorConfig
 

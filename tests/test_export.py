@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from enlightengan.cli import main
-from enlightengan.export import build_onnx, export_onnx, tile_roi
+from enlightengan.inference.onnx_export import build_onnx, export_onnx
+from enlightengan.inference.placement import tile_roi
 from enlightengan.models.batchnorm import per_image_model
 from enlightengan.models.checkpoint import save_generator
 from enlightengan.models.generator import EnlightenGenerator, GeneratorConfig
 
-from .conftest import make_dark_rgb
-from .test_backends import randomised_generator
+from .conftest import make_dark_rgb, randomised_generator
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -122,7 +122,7 @@ def test_per_image_graph_measures_large_images_on_a_shrunk_copy() -> None:
 
 
 def test_statistics_graph_gives_the_per_image_statistics() -> None:
-    from enlightengan.models.generator import attention_map, pad_to_multiple
+    from enlightengan.models.ops import attention_map, pad_to_multiple
 
     model = _per_image(randomised_generator())
     image, _ = pad_to_multiple(_dark(40, 70, seed=4) * 2 - 1)

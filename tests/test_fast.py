@@ -8,13 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from enlightengan.backends import Placement, TorchBackend
-from enlightengan.fast import FastConfig, box_filter, fast_forward, guided_coefficients
-from enlightengan.models.generator import attention_map
-from enlightengan.tiling import tiled_forward
+from enlightengan.inference.fast import FastConfig, box_filter, fast_forward, guided_coefficients
+from enlightengan.inference.placement import Placement
+from enlightengan.inference.tiling import tiled_forward
+from enlightengan.inference.torch_backend import TorchBackend
+from enlightengan.models.ops import attention_map
 
-from .test_backends import randomised_generator
-from .test_tiling import _image
+from .conftest import dark_tensor, randomised_generator
 
 
 class _AffineLatent:
@@ -45,7 +45,7 @@ def test_guided_coefficients_recover_an_affine_relation() -> None:
 
 
 def test_affine_latent_carried_exactly_to_full_resolution() -> None:
-    image = _image(120, 180)
+    image = dark_tensor(120, 180)
     out = fast_forward(_AffineLatent(), image, FastConfig(scale=3.0, eps=1e-8))
     expected = 0.6 * attention_map(image) - 0.2
     assert out.output.shape == image.shape
@@ -55,7 +55,7 @@ def test_affine_latent_carried_exactly_to_full_resolution() -> None:
 
 def test_scale_one_is_exact() -> None:
     model = randomised_generator()
-    image = _image(40, 56)
+    image = dark_tensor(40, 56)
     backend = TorchBackend(model)
     fast = fast_forward(backend, image, FastConfig(scale=1.0))
     torch.testing.assert_close(fast.output, tiled_forward(backend, image).output, atol=1e-6, rtol=0)
@@ -63,7 +63,7 @@ def test_scale_one_is_exact() -> None:
 
 def test_close_to_exact_and_better_than_resizing_the_small_result() -> None:
     model = randomised_generator(negative_scales=False)
-    image = _image(160, 224)
+    image = dark_tensor(160, 224)
     backend = TorchBackend(model)
     exact = tiled_forward(backend, image).output
     fast = fast_forward(backend, image, FastConfig(scale=2.0)).output

@@ -5,13 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from enlightengan.models.generator import (
-    EnlightenGenerator,
-    GeneratorConfig,
-    attention_map,
-    crop_padding,
-    pad_to_multiple,
-)
+from enlightengan.models.generator import EnlightenGenerator, GeneratorConfig
+from enlightengan.models.ops import attention_map, crop_padding, pad_to_multiple
 
 
 def _strip(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from enlightengan import inference
-from enlightengan.inference import Enhancer, enhance, resolve_device
+from enlightengan.inference import Enhancer, enhance
+from enlightengan.inference import enhancer as enhancer_module
 from enlightengan.models.checkpoint import save_generator
 from enlightengan.models.generator import EnlightenGenerator, GeneratorConfig
 
@@ -75,33 +75,6 @@ def assert_close_levels(actual: np.ndarray, expected: np.ndarray) -> None:
 def grey16(h: int, w: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return (rng.integers(1000, 15000, (h, w))).astype(np.uint16)
-
-
-# --- devices --------------------------------------------------------------------------------------
-
-
-def test_resolve_device_auto_and_explicit(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert resolve_device("cpu") == torch.device("cpu")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    assert resolve_device("auto") == torch.device("cpu")
-    with pytest.raises(ValueError, match="CUDA is not available"):
-        resolve_device("cuda")
-    with pytest.raises(ValueError, match="MPS is not available"):
-        resolve_device("mps")
-    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
-    assert resolve_device("auto") == torch.device("mps")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    assert resolve_device("auto") == torch.device("cuda")  # CUDA first
-    with pytest.raises(ValueError, match="1 CUDA device"):
-        resolve_device("cuda:3")
-
-
-@pytest.mark.parametrize("name", ["gpu", "tpu:0", ""])
-def test_resolve_device_unknown(name: str) -> None:
-    with pytest.raises(ValueError, match="device"):
-        resolve_device(name)
 
 
 # --- exact values ----------------------------------------------------------------------------------
@@ -291,14 +264,14 @@ def test_module_enhance_caches_the_model(
 ) -> None:
     path = save_generator(model, tmp_path / "g.safetensors")
     loads: list[Path] = []
-    real_load = inference.load_generator
+    real_load = enhancer_module.load_generator
 
     def counting_load(source: Path, **kwargs: object) -> EnlightenGenerator:
         loads.append(Path(source))
         return real_load(source, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(inference, "load_generator", counting_load)
-    monkeypatch.setattr(inference, "_CACHE", {})
+    monkeypatch.setattr(enhancer_module, "load_generator", counting_load)
+    monkeypatch.setattr(enhancer_module, "_CACHE", {})
     rgb = make_dark_rgb(6, 6)
     first = enhance(Image.fromarray(rgb), weights=path, device="cpu")
     second = enhance(rgb, weights=str(path), device="cpu", strength=0.0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import re
 import signal
@@ -25,14 +24,14 @@ import pytest
 import torch
 from PIL import Image, ImageCms
 
-from enlightengan import weights as weights_module
 from enlightengan.cli import build_parser, main
 from enlightengan.image_io import read_image
 from enlightengan.inference import Enhancer
 from enlightengan.models.checkpoint import save_generator
 from enlightengan.models.generator import EnlightenGenerator, GeneratorConfig
+from enlightengan.weights import bundled as weights_module
 
-from .conftest import make_dark_rgb
+from .conftest import brightening_generator, decode, encode, expected_brightening, make_dark_rgb
 
 # The serve extra (and httpx, for the clients) must be installed before the server can be imported.
 pytest.importorskip("fastapi")
@@ -55,45 +54,6 @@ with warnings.catch_warnings():
     # Starlette 1.x asks for its fork "httpx2"; httpx works the same for the test client.
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
-
-#: The stand-in generator's residual per unit of attention (see brightening_generator).
-BIAS = 0.8
-
-
-def brightening_generator(bias: float = BIAS) -> EnlightenGenerator:
-    """A tiny generator whose result is known in closed form: ``output = x + bias * gray(x)``.
-
-    With the head's 1x1 convolution set to weight 0 and bias ``bias``, the residual is
-    ``conv10(...) * gray = bias * gray`` (Jiang et al. 2021, Fig. 2; REFERENCE.md "Head"): the
-    attention map alone decides how much each pixel is brightened.
-    """
-    model = EnlightenGenerator(GeneratorConfig(base_width=4)).eval()
-    with torch.no_grad():
-        model.conv10.weight.zero_()
-        model.conv10.bias.fill_(bias)
-    return model
-
-
-def expected_brightening(rgb: np.ndarray, strength: float, bias: float = BIAS) -> np.ndarray:
-    """Hand formula for :func:`brightening_generator`: uint8 RGB in, uint8 RGB out (REFERENCE.md)."""
-    x = rgb.astype(np.float64) / 255 * 2 - 1
-    gray = 1 - (0.299 * (x[..., 0] + 1) + 0.587 * (x[..., 1] + 1) + 0.114 * (x[..., 2] + 1)) / 2
-    y = np.clip(x + strength * bias * gray[..., None], -1, 1)
-    return np.round((y + 1) / 2 * 255).astype(np.uint8)
-
-
-def encode(image: Image.Image | np.ndarray, file_format: str, **options: Any) -> bytes:
-    if isinstance(image, np.ndarray):
-        image = Image.fromarray(image)
-    buffer = io.BytesIO()
-    image.save(buffer, format=file_format, **options)
-    return buffer.getvalue()
-
-
-def decode(data: bytes) -> Image.Image:
-    image = Image.open(io.BytesIO(data))
-    image.load()
-    return image
 
 
 @pytest.fixture(autouse=True)

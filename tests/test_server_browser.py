@@ -23,8 +23,7 @@ from PIL import Image
 from enlightengan.inference import Enhancer
 from enlightengan.weights import NoDefaultWeightsError, resolve_weights
 
-from .conftest import REPO, make_dark_rgb
-from .test_server import brightening_generator, decode, expected_brightening
+from .conftest import REPO, brightening_generator, decode, expected_brightening, make_dark_rgb
 
 pytest.importorskip("playwright.sync_api")
 pytest.importorskip("fastapi")  # the serve extra (test_server above skips too without it)

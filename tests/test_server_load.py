@@ -18,8 +18,7 @@ import pytest
 
 from enlightengan.inference import Enhancer
 
-from .conftest import make_dark_rgb
-from .test_server import brightening_generator, decode, encode, expected_brightening
+from .conftest import brightening_generator, decode, encode, expected_brightening, make_dark_rgb
 
 pytest.importorskip("fastapi")  # the serve extra (test_server above skips too without it)
 pytest.importorskip("httpx")

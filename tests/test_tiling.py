@@ -7,9 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from enlightengan.backends import TorchBackend
-from enlightengan.models.generator import EnlightenGenerator, attention_map
-from enlightengan.tiling import (
+from enlightengan.inference.tiling import (
     DEFAULT_MARGIN,
     MIN_TILE,
     auto_tile_area,
@@ -17,28 +15,16 @@ from enlightengan.tiling import (
     plan_tiles,
     tiled_forward,
 )
+from enlightengan.inference.torch_backend import TorchBackend
+from enlightengan.models.generator import EnlightenGenerator
+from enlightengan.models.ops import attention_map
 
-from .test_backends import randomised_generator
+from .conftest import dark_tensor, randomised_generator
 
 
 def _grey_levels(y: torch.Tensor) -> torch.Tensor:
     """[-1, 1] -> 8-bit grey levels (rounded, as enlightengan.image_io writes them)."""
     return torch.round((y.clamp(-1, 1) + 1) / 2 * 255)
-
-
-def _image(h: int, w: int, seed: int = 3) -> torch.Tensor:
-    """A smooth dark picture with edges: values mostly in [-1, -0.4]."""
-    g = torch.Generator().manual_seed(seed)
-    yy, xx = torch.meshgrid(
-        torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij"
-    )
-    base = (
-        -0.7
-        + 0.2 * torch.sin(xx / 9) * torch.cos(yy / 7)
-        + 0.25 * (xx > w / 3).float() * (yy > h / 2).float()
-    )
-    rgb = torch.stack((base, base * 0.9 - 0.05, base * 0.8 - 0.1))[None]
-    return (rgb + 0.03 * torch.randn(1, 3, h, w, generator=g)).clamp(-1, 1)
 
 
 def _untiled(
@@ -50,7 +36,7 @@ def _untiled(
 
 def test_tiled_equals_untiled_on_an_image_needing_many_tiles() -> None:
     model = randomised_generator(width=8)
-    image = _image(157, 237)  # odd size: reflection padding to 160 x 240
+    image = dark_tensor(157, 237)  # odd size: reflection padding to 160 x 240
     calls: list[tuple[int, int]] = []
     out = tiled_forward(
         TorchBackend(model),
@@ -74,14 +60,14 @@ def test_tiled_equals_untiled_on_an_image_needing_many_tiles() -> None:
 def test_without_margin_tiles_would_show() -> None:
     """Guards the test above: the overlap is what makes tiles exact."""
     model = randomised_generator(width=8)
-    image = _image(96, 160)
+    image = dark_tensor(96, 160)
     out = tiled_forward(TorchBackend(model), image, tile=48, margin=0)
     assert (out.output - _untiled(model, image)).abs().max() > 1e-2
 
 
 def test_given_attention_map_is_tiled_too() -> None:
     model = randomised_generator(width=8)
-    image = _image(100, 140)
+    image = dark_tensor(100, 140)
     gray = attention_map(image).flip(-1)  # deliberately not the image's own map
     out = tiled_forward(TorchBackend(model), image, gray, tile=96, margin=32)
     torch.testing.assert_close(out.output, _untiled(model, image, gray), atol=1e-4, rtol=0)
@@ -89,7 +75,7 @@ def test_given_attention_map_is_tiled_too() -> None:
 
 def test_one_tile_is_exactly_untiled_inference() -> None:
     model = randomised_generator(width=8)
-    image = _image(37, 50)
+    image = dark_tensor(37, 50)
     out = tiled_forward(TorchBackend(model), image)  # automatic size: fits in one piece
     torch.testing.assert_close(out.output, _untiled(model, image), atol=2e-5, rtol=0)
     tiny = torch.rand(2, 3, 5, 7) * 2 - 1
@@ -152,7 +138,7 @@ def test_automatic_tile_size_follows_the_budget() -> None:
 
 def test_automatic_tiling_with_a_small_budget() -> None:
     model = randomised_generator(width=8)
-    image = _image(190, 200)
+    image = dark_tensor(190, 200)
     seen: list[int] = []
     out = tiled_forward(
         TorchBackend(model), image, budget=8 << 20, base_width=8, progress=lambda d, t: seen.append(t)

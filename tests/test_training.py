@@ -7,55 +7,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from enlightengan.config import TrainConfig, apply_overrides, load_config
+from enlightengan.config import apply_overrides, load_config
 from enlightengan.models import EnlightenGenerator, GeneratorConfig, load_generator
 from enlightengan.training.checkpoints import list_checkpoints, load_state
 from enlightengan.training.objective import Batch
 from enlightengan.training.trainer import Trainer, TrainingDiverged, init_weights, lr_factor
 
-from .conftest import make_dark_rgb
-
-
-def _write_images(folder: Path, count: int, bright: bool, size: int = 40) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        rgb = make_dark_rgb(size, size + 4 * (i % 3), seed=i)
-        if bright:
-            rgb = np.clip(rgb.astype(np.int32) * 4, 0, 255).astype(np.uint8)
-        Image.fromarray(rgb).save(folder / f"img_{i:02d}.png")
-    return folder
-
-
-@pytest.fixture()
-def tiny_data(tmp_path: Path) -> tuple[Path, Path]:
-    return _write_images(tmp_path / "low", 8, False), _write_images(tmp_path / "normal", 7, True)
-
-
-def _tiny_config(low: Path, normal: Path, **overrides: object) -> TrainConfig:
-    values: dict[str, object] = {
-        "data.low": str(low),
-        "data.normal": str(normal),
-        "data.crop_size": 32,
-        "data.num_workers": 0,
-        "model.width": 4,
-        "model.d_width": 8,
-        "loss.local_patches": 2,
-        "loss.patch_size": 16,
-        "loss.feature_net": "random",
-        "optim.batch_size": 2,
-        "optim.epochs": 2,
-        "optim.decay_epochs": 1,
-        "run.device": "cpu",
-        "run.save_every": 2,
-        "run.keep_last": 2,
-    }
-    values.update(overrides)
-    return apply_overrides(TrainConfig(), values)
+from .conftest import tiny_config, write_images
 
 
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -71,7 +33,7 @@ def test_lr_schedule_by_hand() -> None:
 
 def test_tiny_run_writes_everything(tiny_data: tuple[Path, Path], tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    trainer = Trainer(_tiny_config(*tiny_data, **{"optim.max_steps": 5}), run_dir, progress=False)
+    trainer = Trainer(tiny_config(*tiny_data, **{"optim.max_steps": 5}), run_dir, progress=False)
     assert trainer.steps_per_epoch == 4 and trainer.total_steps == 5
     summary = trainer.fit()
     assert summary.steps == 5
@@ -93,7 +55,7 @@ def test_tiny_run_writes_everything(tiny_data: tuple[Path, Path], tmp_path: Path
 
 
 def test_steps_change_every_network(tiny_data: tuple[Path, Path], tmp_path: Path) -> None:
-    trainer = Trainer(_tiny_config(*tiny_data), tmp_path / "run", progress=False)
+    trainer = Trainer(tiny_config(*tiny_data), tmp_path / "run", progress=False)
     before = {
         name: {k: v.clone() for k, v in net.state_dict().items()}
         for name, net in (("g", trainer.generator), ("dg", trainer.d_global), ("dl", trainer.d_local))
@@ -106,7 +68,7 @@ def test_steps_change_every_network(tiny_data: tuple[Path, Path], tmp_path: Path
 
 
 def test_resume_is_exact(tiny_data: tuple[Path, Path], tmp_path: Path) -> None:
-    config = _tiny_config(*tiny_data, **{"optim.max_steps": 6})
+    config = tiny_config(*tiny_data, **{"optim.max_steps": 6})
     straight = tmp_path / "straight"
     Trainer(config, straight, progress=False).fit()
 
@@ -124,7 +86,7 @@ def test_resume_is_exact(tiny_data: tuple[Path, Path], tmp_path: Path) -> None:
 
 
 def test_existing_run_needs_resume(tiny_data: tuple[Path, Path], tmp_path: Path) -> None:
-    config = _tiny_config(*tiny_data, **{"optim.max_steps": 1})
+    config = tiny_config(*tiny_data, **{"optim.max_steps": 1})
     Trainer(config, tmp_path / "run", progress=False).fit()
     with pytest.raises(FileExistsError, match="--resume"):
         Trainer(config, tmp_path / "run", progress=False)
@@ -135,11 +97,11 @@ def test_existing_run_needs_resume(tiny_data: tuple[Path, Path], tmp_path: Path)
 
 def test_init_from_fine_tunes_trained_networks(tiny_data: tuple[Path, Path], tmp_path: Path) -> None:
     source = tmp_path / "source"
-    Trainer(_tiny_config(*tiny_data, **{"optim.max_steps": 2}), source, progress=False).fit()
+    Trainer(tiny_config(*tiny_data, **{"optim.max_steps": 2}), source, progress=False).fit()
     trained = load_state(list_checkpoints(source)[-1][1])
 
     # from a run folder: its latest checkpoint, all three networks; a new run with its own settings
-    config = _tiny_config(*tiny_data, **{"model.init_from": str(source), "optim.lr": 5e-5})
+    config = tiny_config(*tiny_data, **{"model.init_from": str(source), "optim.lr": 5e-5})
     tuned = Trainer(config, tmp_path / "tuned", progress=False)
     for name, net in (
         ("generator", tuned.generator),
@@ -152,7 +114,7 @@ def test_init_from_fine_tunes_trained_networks(tiny_data: tuple[Path, Path], tmp
     assert tuned.config.model.init_from == str(list_checkpoints(source)[-1][1])  # recorded as the file
 
     # from a generator file: the generator only, the discriminators fresh
-    gen_only = _tiny_config(*tiny_data, **{"model.init_from": str(source / "generator.safetensors")})
+    gen_only = tiny_config(*tiny_data, **{"model.init_from": str(source / "generator.safetensors")})
     tuned = Trainer(gen_only, tmp_path / "gen-only", progress=False)
     for key, value in tuned.generator.state_dict().items():
         if not key.endswith("num_batches_tracked"):  # not stored in generator files (momentum is fixed)
@@ -161,18 +123,16 @@ def test_init_from_fine_tunes_trained_networks(tiny_data: tuple[Path, Path], tmp
         tuned.d_global.state_dict()["model.0.weight"], trained["d_global"]["model.0.weight"]
     )
 
-    wider = _tiny_config(*tiny_data, **{"model.init_from": str(source), "model.width": 8})
+    wider = tiny_config(*tiny_data, **{"model.init_from": str(source), "model.width": 8})
     with pytest.raises(ValueError, match="does not fit this run's networks"):
         Trainer(wider, tmp_path / "wider", progress=False)
-    wider_file = _tiny_config(
+    wider_file = tiny_config(
         *tiny_data, **{"model.init_from": str(source / "generator.safetensors"), "model.width": 8}
     )
     with pytest.raises(ValueError, match="generator of width 4"):
         Trainer(wider_file, tmp_path / "wider2", progress=False)
     with pytest.raises(FileNotFoundError, match="no checkpoints"):
-        Trainer(
-            _tiny_config(*tiny_data, **{"model.init_from": str(tmp_path)}), tmp_path / "x", progress=False
-        )
+        Trainer(tiny_config(*tiny_data, **{"model.init_from": str(tmp_path)}), tmp_path / "x", progress=False)
 
 
 def test_bn_recalibration_for_validation_and_exports(tiny_data: tuple[Path, Path], tmp_path: Path) -> None:
@@ -181,12 +141,12 @@ def test_bn_recalibration_for_validation_and_exports(tiny_data: tuple[Path, Path
     from enlightengan.models.batchnorm import recalibrate_batchnorm
     from enlightengan.models.checkpoint import read_generator_file
 
-    config = _tiny_config(
+    config = tiny_config(
         *tiny_data,
         **{
             "optim.max_steps": 2,
             "run.bn_recalibration": 3,
-            "data.val_low": str(_write_images(tmp_path / "val", 2, False, size=100)),
+            "data.val_low": str(write_images(tmp_path / "val", 2, False, size=100)),
             "run.val_every": 2,
         },
     )
@@ -212,7 +172,7 @@ def test_divergence_stops_and_keeps_last_checkpoint(
     tiny_data: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run_dir = tmp_path / "run"
-    trainer = Trainer(_tiny_config(*tiny_data), run_dir, progress=False)
+    trainer = Trainer(tiny_config(*tiny_data), run_dir, progress=False)
     trainer.fit(stop_at=2)
     good = {k: v.clone() for k, v in trainer.generator.state_dict().items()}
     with torch.no_grad():
@@ -306,8 +266,8 @@ def test_cli_tiny_run_and_enhance(tiny_data: tuple[Path, Path], tmp_path: Path) 
 
 
 def test_original_layout(tmp_path: Path) -> None:
-    _write_images(tmp_path / "root" / "trainA", 4, False)
-    _write_images(tmp_path / "root" / "trainB", 4, True)
+    write_images(tmp_path / "root" / "trainA", 4, False)
+    write_images(tmp_path / "root" / "trainB", 4, True)
     result = _cli("train", "--data", str(tmp_path / "root"), "--out", str(tmp_path / "run"),
                   "--batch-size", "2", "--max-steps", "1", *_CLI_TINY)  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -324,7 +284,7 @@ def test_original_layout(tmp_path: Path) -> None:
     ],
 )
 def test_bad_data_is_a_clear_error_before_training(tmp_path: Path, setup: str, message: str) -> None:
-    normal = _write_images(tmp_path / "normal", 3, True)
+    normal = write_images(tmp_path / "normal", 3, True)
     low = tmp_path / "low"
     if setup != "missing":
         low.mkdir()
@@ -348,7 +308,7 @@ def test_unreadable_files_are_skipped_and_counted(tiny_data: tuple[Path, Path], 
     (low / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 10)
     with pytest.warns(UserWarning, match=r"broken.png"):
         trainer = Trainer(
-            _tiny_config(low, normal, **{"optim.max_steps": 1}), tmp_path / "run", progress=False
+            tiny_config(low, normal, **{"optim.max_steps": 1}), tmp_path / "run", progress=False
         )
     assert len(trainer.skipped) == 1
     assert trainer.fit().skipped_files == 1
@@ -366,7 +326,7 @@ def test_fixed_statistics_training_starts_at_identity_and_exports_what_it_traine
 ) -> None:
     from enlightengan.models.batchnorm import FixedStatisticsBatchNorm2d
 
-    config = _tiny_config(
+    config = tiny_config(
         *tiny_data,
         **{
             "model.batchnorm": "fixed",
@@ -413,8 +373,8 @@ def test_fixed_statistics_from_a_trained_generator_start_at_its_average_statisti
     from enlightengan.models.batchnorm import recalibrate_batchnorm
 
     source = tmp_path / "source"
-    Trainer(_tiny_config(*tiny_data, **{"optim.max_steps": 2}), source, progress=False).fit()
-    config = _tiny_config(
+    Trainer(tiny_config(*tiny_data, **{"optim.max_steps": 2}), source, progress=False).fit()
+    config = tiny_config(
         *tiny_data,
         **{
             "model.init_from": str(source / "generator.safetensors"),

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from enlightengan import hub
-from enlightengan.hub import WeightsSpec, WeightsUnavailableError, sha256_file
+from enlightengan.models import vgg
 from enlightengan.models.vgg import VGG16Features, load_vgg16_features, random_vgg16_features
+from enlightengan.weights import VGG16_TORCHVISION, WeightsSpec, WeightsUnavailableError, sha256_file
 
 # (name, in, out) of VGG-16's 13 convolutions and their index in torchvision's ``features``
 CONVS = [
@@ -246,14 +246,16 @@ def test_no_path_uses_the_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     with pytest.raises(WeightsUnavailableError) as info:
         load_vgg16_features(None, download=False)
     message = str(info.value)
-    assert hub.VGG16_TORCHVISION.url in message
+    assert VGG16_TORCHVISION.url is not None and VGG16_TORCHVISION.url in message
     assert os.fspath(tmp_path / "torch" / "hub" / "checkpoints" / "vgg16-397923af.pth") in message
 
     # a cached file is used without any download (a spec whose hash matches the test's file)
     cached = tmp_path / "torch" / "hub" / "checkpoints" / "vgg16-test.pth"
     cached.parent.mkdir(parents=True)
     cached.write_bytes(saved["torchvision"][1].read_bytes())
-    spec = WeightsSpec("vgg-test", "http://127.0.0.1:9/none", cached.name, sha256_file(cached), "", "", "")
-    monkeypatch.setattr(hub, "VGG16_TORCHVISION", spec)
+    spec = WeightsSpec(
+        "vgg-test", cached.name, sha256_file(cached), "", "", "", url="http://127.0.0.1:9/none"
+    )
+    monkeypatch.setattr(vgg, "VGG16_TORCHVISION", spec)
     net = load_vgg16_features(None, download=False)
     assert net.input_format == "torchvision"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from enlightengan.video import FlickerMeter, TemporalSmoother, enhance_video
+from enlightengan.inference.video import FlickerMeter, TemporalSmoother, enhance_video
 
 av = pytest.importorskip("av")
 

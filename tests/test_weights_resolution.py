@@ -8,18 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from enlightengan import weights as weights_module
 from enlightengan.inference import Enhancer
 from enlightengan.weights import (
     DEFAULT_MODEL,
     ENV_VAR,
     NoDefaultWeightsError,
     WeightsError,
-    WeightsInfo,
+    WeightsSpec,
     bundled_path,
     resolve_weights,
-    sha256_of,
+    sha256_file,
 )
+from enlightengan.weights import bundled as weights_module
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +33,7 @@ def bundle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A stand-in package folder holding a 'default model' whose sha256 is declared."""
     folder = tmp_path / "package_weights"
     folder.mkdir()
-    path = folder / DEFAULT_MODEL.file_name
+    path = folder / DEFAULT_MODEL.filename
     path.write_bytes(b"pretend weights")
     info = dataclasses.replace(DEFAULT_MODEL, sha256=hashlib.sha256(b"pretend weights").hexdigest())
     monkeypatch.setattr(weights_module, "WEIGHTS_DIR", folder)
@@ -42,12 +42,12 @@ def bundle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_default_model_is_declared_as_data() -> None:
-    assert isinstance(DEFAULT_MODEL, WeightsInfo)
-    assert DEFAULT_MODEL.file_name == "enlightengan-default.safetensors"
+    assert isinstance(DEFAULT_MODEL, WeightsSpec) and DEFAULT_MODEL.url is None
+    assert DEFAULT_MODEL.filename == "enlightengan-default.safetensors"
     assert bundled_path().parent == Path(weights_module.__file__).resolve().parent
     with pytest.raises(dataclasses.FrozenInstanceError):
         DEFAULT_MODEL.sha256 = "x"  # type: ignore[misc]
-    assert "[-1, 1]" in DEFAULT_MODEL.input_range
+    assert "[-1, 1]" in DEFAULT_MODEL.input_format
 
 
 def test_order_explicit_then_env_then_bundled(
@@ -82,7 +82,7 @@ def test_the_bundled_default_model() -> None:
     # the package ships its default model: it resolves, passes its checksum and loads as declared
     assert bundled_path().is_file()
     assert resolve_weights(None) == bundled_path()
-    assert DEFAULT_MODEL.sha256 == sha256_of(bundled_path())
+    assert DEFAULT_MODEL.sha256 == sha256_file(bundled_path())
     assert bundled_path().stat().st_size < 5_000_000  # "a few MB at most"
     from enlightengan.models.checkpoint import load_generator
     from enlightengan.models.generator import GeneratorConfig
@@ -104,22 +104,22 @@ def test_undeclared_checksum_is_an_error(bundle: Path, monkeypatch: pytest.Monke
 
 def test_checksum_computed_once(bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[Path] = []
-    real = weights_module.sha256_of
+    real = weights_module.sha256_file
 
     def counting(path: Path, chunk_size: int = 1 << 20) -> str:
         calls.append(Path(path))
         return real(path, chunk_size)
 
-    monkeypatch.setattr(weights_module, "sha256_of", counting)
+    monkeypatch.setattr(weights_module, "sha256_file", counting)
     resolve_weights(None)
     resolve_weights(None)
     assert calls == [bundle]
 
 
-def test_sha256_of_matches_hashlib(tmp_path: Path) -> None:
+def test_sha256_file_matches_hashlib(tmp_path: Path) -> None:
     data = bytes(range(256)) * 1000
     (tmp_path / "f").write_bytes(data)
-    assert sha256_of(tmp_path / "f", chunk_size=1000) == hashlib.sha256(data).hexdigest()
+    assert sha256_file(tmp_path / "f", chunk_size=1000) == hashlib.sha256(data).hexdigest()
 
 
 def test_missing_explicit_and_env_paths(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
 from .models import (
     CheckpointError,
     EnlightenGenerator,
@@ -20,8 +21,6 @@ from .models import (
     load_generator,
     save_generator,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError",

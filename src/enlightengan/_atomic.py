@@ -4,17 +4,32 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = ["atomic_path"]
 
+#: Names tried for the temporary file before giving up (each has 32 random bits).
+_ATTEMPTS = 100
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+
+def _create_beside(target: Path) -> Path:
+    """A new, empty, hidden file beside ``target`` that keeps its suffix: ``.stem.<random>.part.suffix``.
+
+    It is created with mode ``0o666``, so the process umask (and a default ACL of the folder) decide
+    its permissions, as for a plain ``open()``. (``tempfile.mkstemp`` creates ``0o600`` files, and
+    reading the umask to widen them means changing it for a moment, for every thread.)
+    """
+    for _ in range(_ATTEMPTS):
+        tmp = target.with_name(f".{target.stem}.{secrets.token_hex(4)}.part{target.suffix}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise FileExistsError(f"no free temporary name beside {target} after {_ATTEMPTS} attempts")
 
 
 @contextlib.contextmanager
@@ -22,22 +37,17 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success it is renamed onto ``target``.
 
     The temporary file lives in the target's folder (so the final ``os.replace`` is atomic on the
-    same file system) and keeps the target's suffix (so writers that pick a format from the suffix,
-    like Pillow or safetensors, behave). On any exception the temporary file is removed and the
-    target is left untouched.
+    same file system), is hidden (a leading dot: folder listings skip it) and keeps the target's
+    suffix (so writers that pick a format from the suffix, like Pillow or safetensors, behave). Its
+    permissions are those a plain ``open()`` would give (``0o666`` less the umask). On any exception
+    the temporary file is removed and the target is left untouched.
 
     Example:
         >>> with atomic_path("out.png") as tmp:  # doctest: +SKIP
         ...     image.save(tmp)
     """
     target = Path(target)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=target.parent
-    )
-    os.close(fd)
-    tmp = Path(tmp_name)
-    # mkstemp creates 0600 files; give the result the permissions a plain open() would.
-    os.chmod(tmp, 0o666 & ~_umask())
+    tmp = _create_beside(target)
     try:
         yield tmp
         os.replace(tmp, target)

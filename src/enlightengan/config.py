@@ -175,8 +175,8 @@ class RunConfig:
     #: each), to compare or choose later without the full training states
     keep_generators: bool = False
     #: re-estimate the generator's BatchNorm statistics on this many whole low-light training images
-    #: (precise BN, :mod:`enlightengan.training.batchnorm`) for validation and for the exported
-    #: generator files; the training state keeps its own. 0 = off, as in the paper.
+    #: (precise BN, :func:`enlightengan.models.batchnorm.recalibrate_batchnorm`) for validation and for
+    #: the exported generator files; the training state keeps its own. 0 = off, as in the paper.
     bn_recalibration: int = 0
 
 

@@ -1,7 +1,7 @@
 """Reading and writing photos faithfully, and converting them to and from the generator's tensors.
 
 EnlightenGAN (Jiang et al., IEEE TIP 2021) works on RGB tensors in ``[-1, 1]``, shape ``1 x 3 x H x W``
-(REFERENCE.md, "Data convention"). Photos come in many kinds; each is mapped to that RGB tensor and back
+(docs/ARCHITECTURE.md). Photos come in many kinds; each is mapped to that RGB tensor and back
 so that the enhanced image has the input's size and pixel mode:
 
 ==============================  ==================================================================
@@ -44,11 +44,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from ._atomic import atomic_path
+from .formats import DEFAULT_MAX_PIXELS, LUMA_WEIGHTS
 
 __all__ = [
-    "DEFAULT_MAX_PIXELS",
-    "IMAGE_SUFFIXES",
-    "LUMA_WEIGHTS",
     "SUPPORTED_MODES",
     "ImageReadError",
     "LoadedImage",
@@ -59,16 +57,6 @@ __all__ = [
     "to_tensor",
     "write_image",
 ]
-
-#: Default pixel limit of :func:`read_image` (about 120 megapixels: every camera photo, not a
-#: decompression bomb). Pillow's own limit, ``2 * Image.MAX_IMAGE_PIXELS`` (179 MP), applies too.
-DEFAULT_MAX_PIXELS = 120_000_000
-
-#: File suffixes (lower case) taken as images when a folder is listed.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
-
-#: ITU-R BT.601 luma weights for R, G, B (those of Pillow's ``convert("L")``).
-LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
 #: Pillow modes that can be enhanced (see the module docstring for how each is treated).
 SUPPORTED_MODES = frozenset(

@@ -8,8 +8,12 @@ import re
 from typing import Any
 
 __all__ = [
+    "BACKEND_CHOICES",
     "DENOISE_STRENGTH",
+    "add_backend_argument",
     "add_denoise_argument",
+    "add_device_argument",
+    "add_weights_argument",
     "natural_key",
     "non_negative_int",
     "positive_float",
@@ -17,9 +21,14 @@ __all__ = [
     "strength",
 ]
 
-#: ``--denoise`` given without a value: enlightengan.denoise.DenoiseConfig's default strength (repeated
-#: here so that building the parsers does not import torch; a test keeps the two equal).
+#: ``--denoise`` given without a value: the default strength of
+#: enlightengan.inference.denoise.DenoiseConfig (repeated here so that building the parsers imports no
+#: inference module; a test keeps the two equal).
 DENOISE_STRENGTH = 7.0
+
+#: ``--backend`` choices: enlightengan.inference.backend.BACKENDS, the default first (repeated here for
+#: the same reason; a test keeps the two equal).
+BACKEND_CHOICES = ("torch", "onnxruntime")
 
 
 def _number(text: str) -> float:
@@ -82,4 +91,34 @@ def add_denoise_argument(parser: argparse.ArgumentParser | Any, help_text: str) 
         default=0.0,
         metavar="H",
         help=help_text,
+    )
+
+
+def add_weights_argument(parser: argparse.ArgumentParser | Any) -> None:
+    """``--weights PATH``: the generator file (default ``$ENLIGHTENGAN_WEIGHTS``, else the bundled model)."""
+    parser.add_argument(
+        "--weights",
+        metavar="PATH",
+        help="generator weights (released 200_net_G_A.pth, a state dict, or .safetensors); "
+        "default: $ENLIGHTENGAN_WEIGHTS, else the bundled model",
+    )
+
+
+def add_device_argument(parser: argparse.ArgumentParser | Any) -> None:
+    """``--device DEVICE``: ``auto`` (the default), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
+    parser.add_argument(
+        "--device",
+        default="auto",
+        metavar="DEVICE",
+        help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps (default: auto)",
+    )
+
+
+def add_backend_argument(parser: argparse.ArgumentParser | Any) -> None:
+    """``--backend``: one of :data:`BACKEND_CHOICES`, ``torch`` by default."""
+    parser.add_argument(
+        "--backend",
+        choices=BACKEND_CHOICES,
+        default=BACKEND_CHOICES[0],
+        help="torch (default) or onnxruntime (CPU; needs the onnx extra)",
     )

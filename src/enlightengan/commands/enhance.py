@@ -14,14 +14,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._args import add_denoise_argument, natural_key, positive_int, strength
+from ..formats import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_files
+from ._args import (
+    add_backend_argument,
+    add_denoise_argument,
+    add_device_argument,
+    add_weights_argument,
+    natural_key,
+    positive_int,
+    strength,
+)
 
 if TYPE_CHECKING:
     from ..inference import Enhancer
 
 __all__ = ["register", "run"]
 
-EPILOG = """\
+EPILOG = f"""\
 examples:
   # enhance two photos with the authors' released generator:
   enlightengan enhance dark1.jpg dark2.png -o bright/ --weights 200_net_G_A.pth
@@ -59,7 +68,7 @@ with the same result as in one piece; nothing is ever downscaled. --fast is the 
 network at reduced resolution on purpose (2.25 times smaller per side; --fast-scale to choose) and
 carries the enhancement back to full size.
 
-videos (.mp4 .mov .mkv .avi .webm .m4v, named or found in folders) are decoded and encoded as a stream
+videos ({" ".join(VIDEO_SUFFIXES)}, named or found in folders) are decoded and encoded as a stream
 (H.264; VP9 for .webm) at the input's size and frame rate, with the audio streams copied unchanged;
 --smoothing A (0 <= A < 1) averages the coarse brightening over frames against flicker. For each video
 the flicker (mean absolute change between frames, 8-bit levels) of the input and the output is printed.
@@ -71,13 +80,13 @@ process's share; N processes with K = 1..N share the work without overlap. Exist
 what is written: OUT_DIR/<same file name>, in the input's format (JPEG at quality 95), with the same
 size, pixel mode and bit depth (16-bit PNG stays 16-bit), the ICC profile and EXIF kept and the photo
 turned upright by its EXIF orientation. Palette and CMYK images come back as RGB. Folders are read for
-files ending in .png .jpg .jpeg .bmp .tif .tiff .webp .ppm .pgm .gif (hidden files are ignored); files
+files ending in {" ".join(IMAGE_SUFFIXES)} (hidden files are ignored); files
 named on the command line or matched by a glob are always tried. Every output is written to a temporary
 file and renamed, so an interrupted run never leaves a partial image.
 
-weights: --weights, else $ENLIGHTENGAN_WEIGHTS, else the default model bundled with the package (none
-is bundled yet: pass the released 200_net_G_A.pth or a generator you trained). Accepted: the released
-.pth, a plain generator state dict, or this package's .safetensors.
+weights: --weights, else $ENLIGHTENGAN_WEIGHTS, else the default model bundled with the package
+(docs/MODEL_CARD.md). Accepted: the released 200_net_G_A.pth, a plain generator state dict, or this
+package's .safetensors (what enlightengan train writes).
 
 exit status: 0 all enhanced (or skipped as existing); 1 some inputs failed (each is named with its
 reason on stderr, the others are still processed); 2 usage error (bad option, weights that cannot be
@@ -85,7 +94,7 @@ loaded, an output folder that cannot be created or written).
 """
 
 
-#: Smallest --tile: two overlaps of enlightengan.tiling.DEFAULT_MARGIN (48 px) and a 16 px core.
+#: Smallest --tile: two overlaps of enlightengan.inference.tiling.DEFAULT_MARGIN (48 px) and a 16 px core.
 _MIN_TILE = 112
 
 
@@ -119,7 +128,7 @@ def _fast_config(args: argparse.Namespace) -> Any:
     """``False``, or the fast mode's settings (``--fast-scale`` implies ``--fast``)."""
     if args.fast_scale is None:
         return bool(args.fast)
-    from ..fast import FastConfig
+    from ..inference.fast import FastConfig
 
     return FastConfig(scale=args.fast_scale)
 
@@ -129,13 +138,6 @@ def _smoothing(text: str) -> float:
     if value >= 1:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
     return value
-
-
-#: File suffixes handled as videos; equal to enlightengan.video.VIDEO_SUFFIXES (not imported: torch).
-_VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
-
-#: Shown in --help; equal to enlightengan.image_io.DEFAULT_MAX_PIXELS (not imported here: it pulls in torch).
-_MAX_PIXELS_HELP = "120,000,000"
 
 
 def register(subparsers: Any) -> None:
@@ -151,18 +153,8 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "-o", "--output", required=True, type=Path, metavar="OUT_DIR", help="folder for the results (created)"
     )
-    p.add_argument(
-        "--weights",
-        metavar="PATH",
-        help="generator weights (released 200_net_G_A.pth, a state dict, or .safetensors); "
-        "default: $ENLIGHTENGAN_WEIGHTS, else the bundled model",
-    )
-    p.add_argument(
-        "--device",
-        default="auto",
-        metavar="DEVICE",
-        help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps (default: auto)",
-    )
+    add_weights_argument(p)
+    add_device_argument(p)
     p.add_argument(
         "--strength",
         type=strength,
@@ -181,7 +173,7 @@ def register(subparsers: Any) -> None:
         type=positive_int,
         default=None,
         metavar="N",
-        help=f"refuse images with more pixels than N (decompression bombs; default: {_MAX_PIXELS_HELP})",
+        help=f"refuse images with more pixels than N (decompression bombs; default: {DEFAULT_MAX_PIXELS:,})",
     )
     p.add_argument(
         "--quiet",
@@ -208,12 +200,7 @@ def register(subparsers: Any) -> None:
         help="shrink factor per side for the network in fast mode (implies --fast; default 2.25; "
         "larger is faster and coarser)",
     )
-    p.add_argument(
-        "--backend",
-        choices=("torch", "onnxruntime"),
-        default="torch",
-        help="torch (default) or onnxruntime (CPU; needs the onnx extra)",
-    )
+    add_backend_argument(p)
     p.add_argument(
         "--shard",
         type=_shard,
@@ -261,18 +248,12 @@ def _is_inside(path: Path, folder: Path) -> bool:
 
 
 def _folder_images(folder: Path, recursive: bool, out_dir: Path) -> list[Path]:
-    from ..image_io import IMAGE_SUFFIXES
-
-    candidates = folder.rglob("*") if recursive else folder.iterdir()
-    found = []
-    for path in candidates:
-        relative = path.relative_to(folder)
-        if any(part.startswith(".") for part in relative.parts):
-            continue  # hidden files and folders, including our own temporary *.part files
-        if recursive and _is_inside(path, out_dir):
-            continue  # never re-enhance earlier results written inside the input tree
-        if path.is_file() and path.suffix.lower() in (*IMAGE_SUFFIXES, *_VIDEO_SUFFIXES):
-            found.append(path)
+    found = [
+        path
+        for path in list_files(folder, (*IMAGE_SUFFIXES, *VIDEO_SUFFIXES), recursive=recursive)
+        # never re-enhance earlier results written inside the input tree
+        if not (recursive and _is_inside(path, out_dir))
+    ]
     return sorted(found, key=lambda p: natural_key(str(p)))
 
 
@@ -343,7 +324,8 @@ def _prepare_output(out_dir: Path) -> None:
 
 
 def _load_enhancer(args: argparse.Namespace) -> Enhancer:
-    from ..inference import Enhancer, resolve_device
+    from ..devices import resolve_device
+    from ..inference import Enhancer
     from ..weights import resolve_weights
 
     try:
@@ -379,14 +361,14 @@ class _Reporter:
 
 
 def _is_video(path: Path) -> bool:
-    return path.suffix.lower() in _VIDEO_SUFFIXES
+    return path.suffix.lower() in VIDEO_SUFFIXES
 
 
 def _enhance_video(job: _Job, enhancer: Enhancer, args: argparse.Namespace, report: _Reporter) -> None:
     """Stream one video through the enhancer, then report its flicker."""
     from tqdm import tqdm
 
-    from ..video import enhance_video
+    from ..inference.video import enhance_video
 
     job.target.parent.mkdir(parents=True, exist_ok=True)
     with tqdm(
@@ -409,7 +391,7 @@ def _enhance_video(job: _Job, enhancer: Enhancer, args: argparse.Namespace, repo
 
 def _enhance_one(job: _Job, enhancer: Enhancer, max_pixels: int | None) -> None:
     """Read, enhance and write one image; raises ``ValueError``/``OSError``/``RuntimeError`` on failure."""
-    from ..image_io import DEFAULT_MAX_PIXELS, read_image, write_image
+    from ..image_io import read_image, write_image
 
     loaded = read_image(job.source, max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
     result = enhancer.enhance(loaded.pixels)

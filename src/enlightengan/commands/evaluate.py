@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..formats import IMAGE_SUFFIXES, list_files
 from ._args import add_denoise_argument, natural_key
 
 if TYPE_CHECKING:
@@ -18,10 +19,11 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
     from PIL import Image
 
-__all__ = ["IMAGE_SUFFIXES", "register", "run"]
+__all__ = ["SCORED_SUFFIXES", "register", "run"]
 
-#: File suffixes (lower case) read from the folders; other files are ignored.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+#: File suffixes (lower case) read from the folders; other files are ignored. GIF is left out: its
+#: 256-colour palette would be scored, not the method's output.
+SCORED_SUFFIXES = tuple(suffix for suffix in IMAGE_SUFFIXES if suffix != ".gif")
 
 #: Height in pixels of each image in the --montage strips.
 MONTAGE_HEIGHT = 192
@@ -116,9 +118,9 @@ def register(subparsers: Any) -> None:
 def _list_images(folder: Path, what: str) -> list[Path]:
     if not folder.is_dir():
         raise _UsageError(f"{what} folder {folder} does not exist (or is not a folder)")
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    files = list_files(folder, SCORED_SUFFIXES)
     if not files:
-        raise _UsageError(f"{what} folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise _UsageError(f"{what} folder {folder} holds no images ({', '.join(SCORED_SUFFIXES)})")
     return sorted(files, key=lambda p: natural_key(p.name))
 
 
@@ -188,7 +190,7 @@ def _enhancer(args: argparse.Namespace) -> tuple[Callable[[Image.Image], Image.I
     from PIL import Image
 
     if args.baseline is not None:
-        from .. import baselines
+        from ..metrics import baselines
 
         method = baselines.gamma_baseline if args.baseline == "gamma" else baselines.clahe_baseline
 

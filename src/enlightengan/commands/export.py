@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._args import positive_int
+from ..models.generator import BATCHNORM_MODES
+from ._args import add_weights_argument, positive_int
 
 __all__ = ["register", "run"]
 
@@ -53,12 +54,7 @@ def register(subparsers: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--weights",
-        metavar="PATH",
-        help="generator weights (released 200_net_G_A.pth, a state dict, or .safetensors); "
-        "default: $ENLIGHTENGAN_WEIGHTS, else the bundled model",
-    )
+    add_weights_argument(p)
     p.add_argument("--onnx", type=Path, metavar="OUT.onnx", help="where to write the ONNX graph")
     p.add_argument(
         "--safetensors",
@@ -76,9 +72,10 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--batchnorm",
-        choices=("running", "per-image"),
-        help="record which BatchNorm statistics the model uses at inference: its running averages, or "
-        "each image's own (what the original test code did; default: as in the weights file)",
+        choices=BATCHNORM_MODES,
+        help="record which BatchNorm statistics the model uses at inference: its running averages (how "
+        "the released weights are run), or each image's own (the bundled default model's mode); "
+        "default: as in the weights file",
     )
     p.add_argument(
         "--recalibrate-max",
@@ -101,7 +98,7 @@ def _verify(model: Any, path: Path) -> float:
     """Largest difference on the ``[-1, 1]`` scale between ONNX Runtime and PyTorch on a random image."""
     import torch
 
-    from ..export import require
+    from .._optional import require
     from ..models.batchnorm import per_image_model
 
     ort = require("onnxruntime", "onnx")
@@ -110,7 +107,7 @@ def _verify(model: Any, path: Path) -> float:
     (result,) = session.run(None, {"input": rgb01.numpy()})
     image = rgb01 * 2 - 1
     with torch.inference_mode():
-        reference = per_image_model(model, image) if model.config.batchnorm == "per-image" else model
+        reference = per_image_model(model, image) if model.config.per_image else model
         expected = reference(image).output.clamp(-1, 1)
     return float((torch.from_numpy(result) * 2 - 1 - expected).abs().max())
 
@@ -142,9 +139,10 @@ def _recalibrate(model: Any, folder: Path, limit: int) -> int:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..export import DEFAULT_OPSET, OptionalDependencyError, export_onnx
+    from .._optional import OptionalDependencyError
+    from ..inference.onnx_export import DEFAULT_OPSET, export_onnx
     from ..models.checkpoint import load_generator, save_generator
-    from ..weights import resolve_weights, sha256_of
+    from ..weights import resolve_weights, sha256_file
 
     if args.onnx is None and args.safetensors is None:
         print("error: give --onnx OUT.onnx and/or --safetensors OUT.safetensors", file=sys.stderr)
@@ -177,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
             save_generator(model, target, metadata=metadata, dtype=dtype)
             print(
                 f"wrote {target} ({target.stat().st_size:,} bytes, {str(dtype).removeprefix('torch.')}); "
-                f"sha256 {sha256_of(target)}",
+                f"sha256 {sha256_file(target)}",
                 file=sys.stderr,
             )
         if args.onnx is not None:

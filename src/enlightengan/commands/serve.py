@@ -7,7 +7,15 @@ import ipaddress
 import sys
 from typing import Any
 
-from ._args import non_negative_int, positive_float, positive_int, strength
+from ._args import (
+    add_backend_argument,
+    add_device_argument,
+    add_weights_argument,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    strength,
+)
 
 __all__ = ["register", "run"]
 
@@ -61,15 +69,8 @@ def register(subparsers: Any) -> None:
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)"
     )
     p.add_argument("--port", type=_port, default=7860, help="port (default: 7860; 0: any free port)")
-    p.add_argument(
-        "--weights",
-        metavar="PATH",
-        help="generator weights (released 200_net_G_A.pth, a state dict, or .safetensors); "
-        "default: $ENLIGHTENGAN_WEIGHTS, else the bundled model",
-    )
-    p.add_argument(
-        "--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps"
-    )
+    add_weights_argument(p)
+    add_device_argument(p)
     p.add_argument(
         "--strength",
         type=strength,
@@ -108,14 +109,9 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--fast",
         action="store_true",
-        help="approximate and faster: the network at half resolution, guided upsampling to full size",
+        help="approximate and faster: the network on a fifth of the pixels, guided upsampling to full size",
     )
-    p.add_argument(
-        "--backend",
-        choices=("torch", "onnxruntime"),
-        default="torch",
-        help="torch (default) or onnxruntime (CPU; needs the onnx extra)",
-    )
+    add_backend_argument(p)
 
 
 def _is_loopback(host: str) -> bool:

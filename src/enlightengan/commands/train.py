@@ -154,9 +154,9 @@ def run(args: argparse.Namespace) -> int:
 
     from ..config import ConfigError
     from ..data.folders import DataError
-    from ..hub import WeightsUnavailableError
     from ..training.distributed import shutdown_distributed
     from ..training.trainer import Trainer, TrainingDiverged
+    from ..weights import WeightsUnavailableError
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -1,11 +1,10 @@
 """Training data: image folders, unpaired random crops, local patches."""
 
-from .folders import IMAGE_EXTENSIONS, DataError, list_images
+from .folders import DataError, list_images
 from .patches import crop_patches, random_patch_boxes
 from .unpaired import UnpairedImageDataset, load_rgb, scan_images
 
 __all__ = [
-    "IMAGE_EXTENSIONS",
     "DataError",
     "UnpairedImageDataset",
     "crop_patches",

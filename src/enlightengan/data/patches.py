@@ -1,4 +1,4 @@
-"""Random local patches for the local discriminator (Jiang et al., IEEE TIP 2021, Sec. III-B).
+"""Random local patches for the local discriminator (Jiang et al., IEEE TIP 2021, Sec. III-A).
 
 Each training step draws ``count`` patch locations (1 + 5 = 6 patches of 32 x 32 in the paper) and
 cuts the SAME locations from the generator output, the normal-light image and the low-light input,

@@ -29,7 +29,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..image_io import SUPPORTED_MODES, read_image
-from ..models.generator import attention_map
+from ..models.ops import attention_map
 from .folders import DataError
 
 __all__ = ["UnpairedImageDataset", "load_rgb", "scan_images"]

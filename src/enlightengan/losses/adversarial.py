@@ -1,4 +1,4 @@
-"""Adversarial losses of EnlightenGAN (Jiang et al., IEEE TIP 2021, Sec. III-B, Eqs. 1-4).
+"""Adversarial losses of EnlightenGAN (Jiang et al., IEEE TIP 2021, Sec. III-A, Eqs. 1-4).
 
 * Global discriminator: relativistic average least-squares GAN. With ``C(x)`` the discriminator's
   raw scores and ``mean`` taken over the batch (the inner, centring means over all processes in a

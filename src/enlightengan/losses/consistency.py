@@ -19,8 +19,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ..fast import shrink
-from ..models.generator import attention_map
+from ..models.ops import attention_map, shrink
 
 __all__ = ["resolution_consistency_loss"]
 
@@ -37,7 +36,7 @@ def resolution_consistency_loss(
         generator: maps ``(image, gray)`` to ``(output, latent)`` (the training generator).
         image: ``N x 3 x H x W`` generator input in ``[-1, 1]``.
         output: ``N x 3 x H x W``, the generator's output on ``image`` (detached here).
-        scale: shrink factor per side, > 1 (:func:`enlightengan.fast.shrink`).
+        scale: shrink factor per side, > 1 (:func:`enlightengan.models.ops.shrink`).
 
     Returns:
         A scalar (mean absolute difference on the ``[-1, 1]`` scale).

@@ -1,4 +1,4 @@
-"""Self feature preserving loss (Jiang et al., IEEE TIP 2021, Sec. III-C, Eq. 5).
+"""Self feature preserving loss (Jiang et al., IEEE TIP 2021, Sec. III-B, Eq. 5).
 
 The distance between VGG-16 features (relu5_1, without the 4th max-pool; see
 :mod:`enlightengan.models.vgg`) of the low-light crop and of the enhanced output, after instance

@@ -25,6 +25,7 @@ __all__ = [
     "fix_batchnorm_statistics",
     "per_image_model",
     "recalibrate_batchnorm",
+    "replace_batchnorm",
     "statistics_image",
 ]
 
@@ -117,11 +118,13 @@ def statistics_image(image: Tensor, max_pixels: int = STATS_MAX_PIXELS) -> Tenso
 def per_image_model(model: _Module, image: Tensor, max_pixels: int = STATS_MAX_PIXELS) -> _Module:
     """A copy of ``model`` in eval mode whose BatchNorm statistics are those of ``image``.
 
-    What a generator with ``batchnorm="per-image"`` computes: the original EnlightenGAN test code never
-    switched to eval mode, so every image was normalised with its own statistics (training-mode
-    BatchNorm on a batch of one: the mean and the *biased* variance of each channel). Measuring them
-    in one pass and then running in eval mode keeps tiled inference of large images exact; on the
-    statistics image itself the copy computes exactly what the training-mode model computes.
+    What a generator with ``batchnorm="per-image"`` computes: every image normalised with its own
+    statistics (training-mode BatchNorm on a batch of one: the mean and the *biased* variance of each
+    channel), the mode of the bundled default model, whose running averages (gathered on small
+    training crops) do not describe whole photos. (The released weights are run with their running
+    averages: the original test code puts its generator in eval mode.) Measuring the statistics in one
+    pass and then running in eval mode keeps tiled inference of large images exact; on the statistics
+    image itself the copy computes exactly what the training-mode model computes.
 
     Args:
         model: the generator (not modified).
@@ -184,18 +187,28 @@ class FixedStatisticsBatchNorm2d(nn.BatchNorm2d):
         )
 
 
-def fix_batchnorm_statistics(module: nn.Module) -> nn.Module:
-    """Swap every ``nn.BatchNorm2d`` of ``module`` (in place) for a :class:`FixedStatisticsBatchNorm2d`.
+def replace_batchnorm(module: nn.Module, layer: type[nn.BatchNorm2d]) -> nn.Module:
+    """Swap every plain ``nn.BatchNorm2d`` of ``module`` (in place, at any depth) for a ``layer``.
 
-    Parameters and buffers are copied, so the state dict is unchanged. Returns ``module``.
+    ``layer`` is a subclass with the same constructor (:class:`FixedStatisticsBatchNorm2d`, or the
+    cross-process BatchNorm of distributed training). Parameters and buffers are copied under the same
+    names, so the state dict is unchanged. Returns ``module``.
     """
     for name, child in module.named_children():
         if type(child) is nn.BatchNorm2d:
-            replacement = FixedStatisticsBatchNorm2d(
+            replacement = layer(
                 child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats
             ).to(device=child.weight.device if child.affine else None)
             replacement.load_state_dict(child.state_dict())
             setattr(module, name, replacement)
         else:
-            fix_batchnorm_statistics(child)
+            replace_batchnorm(child, layer)
     return module
+
+
+def fix_batchnorm_statistics(module: nn.Module) -> nn.Module:
+    """Swap every ``nn.BatchNorm2d`` of ``module`` (in place) for a :class:`FixedStatisticsBatchNorm2d`.
+
+    Parameters and buffers are copied, so the state dict is unchanged. Returns ``module``.
+    """
+    return replace_batchnorm(module, FixedStatisticsBatchNorm2d)

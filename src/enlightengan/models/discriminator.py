@@ -1,4 +1,4 @@
-"""PatchGAN discriminators of EnlightenGAN (Jiang et al., IEEE TIP 2021, Sec. III-B).
+"""PatchGAN discriminators of EnlightenGAN (Jiang et al., IEEE TIP 2021, Sec. III-A).
 
 Both the global discriminator (``n_layers=5``, whole images) and the local one (``n_layers=4``,
 32 x 32 patches) are the released ``no_norm`` PatchGANs: 4 x 4 kernels, padding 2, LeakyReLU(0.2),

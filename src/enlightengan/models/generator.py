@@ -1,14 +1,15 @@
-"""The EnlightenGAN generator: an attention-guided U-Net (Jiang et al., IEEE TIP 2021, Sec. III-A).
+"""The EnlightenGAN generator: an attention-guided U-Net (Jiang et al., IEEE TIP 2021, Sec. III-C).
 
 This is the released configuration of the authors' code (``sid_unet_resize`` with self-attention,
 times-residual, BatchNorm and skip = 1). Layer names equal the keys of the released checkpoint
 ``200_net_G_A.pth`` (after its ``module.`` prefix is removed), so the released weights load with
 ``strict=True``.
 
-Conventions (REFERENCE.md):
+Conventions (those of the released code; docs/ARCHITECTURE.md):
 
 * images are RGB tensors in ``[-1, 1]``, shape ``N x 3 x H x W``;
-* the attention map is ``1 - luminance`` in ``[0, 1]``, shape ``N x 1 x H x W``;
+* the attention map is ``1 - luminance`` in ``[0, 1]``, shape ``N x 1 x H x W``
+  (:func:`~enlightengan.models.ops.attention_map`);
 * each convolution is followed by LeakyReLU(0.2) and *then* BatchNorm (conv9_2 has no BatchNorm);
 * upsampling is bilinear with ``align_corners=True`` (torch 0.3 semantics, which the weights were
   trained with).
@@ -16,98 +17,34 @@ Conventions (REFERENCE.md):
 
 from __future__ import annotations
 
+import typing
 from dataclasses import asdict, dataclass
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .ops import attention_map, crop_padding, pad_to_multiple
+
 __all__ = [
+    "BATCHNORM_MODES",
+    "SLOPE",
+    "BatchNormMode",
     "EnlightenGenerator",
     "GeneratorConfig",
     "GeneratorOutput",
-    "attention_map",
-    "crop_padding",
-    "pad_to_multiple",
 ]
 
-#: The network downsamples four times, so H and W must be multiples of 2**4.
-MULTIPLE = 16
+#: Which statistics the generator's BatchNorm layers normalise with at inference (see
+#: :class:`GeneratorConfig`): ``"running"`` or ``"per-image"``.
+BatchNormMode = Literal["running", "per-image"]
 
-_LUMA = (0.299, 0.587, 0.114)
+#: The values of :data:`BatchNormMode`, in that order (``--batchnorm`` choices).
+BATCHNORM_MODES: tuple[BatchNormMode, ...] = typing.get_args(BatchNormMode)
 
-
-def attention_map(image: Tensor) -> Tensor:
-    """Self-regularised attention map of an image: ``1 - luminance``.
-
-    Args:
-        image: ``N x 3 x H x W`` RGB in ``[-1, 1]``.
-
-    Returns:
-        ``N x 1 x H x W`` in ``[0, 1]`` for inputs in range: near 1 where the image is dark.
-        Computed as ``1 - (0.299 (R + 1) + 0.587 (G + 1) + 0.114 (B + 1)) / 2`` (REFERENCE.md).
-
-    Example:
-        >>> attention_map(torch.full((1, 3, 2, 2), -1.0)).flatten().tolist()
-        [1.0, 1.0, 1.0, 1.0]
-    """
-    if image.ndim != 4 or image.shape[1] != 3:
-        raise ValueError(f"attention_map expects N x 3 x H x W, got {tuple(image.shape)}")
-    r, g, b = (image[:, i : i + 1] + 1.0 for i in range(3))
-    return 1.0 - (_LUMA[0] * r + _LUMA[1] * g + _LUMA[2] * b) / 2.0
-
-
-def _split(total: int) -> tuple[int, int]:
-    """Split ``total`` padding pixels: the first side gets the smaller half (as the original)."""
-    first = total // 2
-    return first, total - first
-
-
-def pad_to_multiple(x: Tensor, multiple: int = MULTIPLE) -> tuple[Tensor, tuple[int, int, int, int]]:
-    """Reflection-pad H and W of ``x`` up to multiples of ``multiple``.
-
-    The padding is split as evenly as possible, the left/top side receiving the smaller half, which is
-    what the released code does. Images smaller than the padding they need (a side under about 9 px)
-    cannot be reflected in one go; they are reflected repeatedly, which for ordinary sizes is the same
-    single reflection.
-
-    Args:
-        x: ``N x C x H x W``, any range.
-        multiple: the grid to pad to.
-
-    Returns:
-        The padded tensor and ``(left, right, top, bottom)`` for :func:`crop_padding`.
-    """
-    h, w = x.shape[-2:]
-    left, right = _split((-w) % multiple)
-    top, bottom = _split((-h) % multiple)
-    pads = (left, right, top, bottom)
-    remaining = list(pads)
-    while any(remaining):
-        # ReflectionPad needs padding < size of that dimension; take at most size - 1 per round.
-        cur_h, cur_w = x.shape[-2:]
-        step = [
-            min(remaining[0], cur_w - 1),
-            min(remaining[1], cur_w - 1),
-            min(remaining[2], cur_h - 1),
-            min(remaining[3], cur_h - 1),
-        ]
-        if cur_w == 1 or cur_h == 1:
-            mode = "replicate"  # a single row or column has nothing to reflect
-            step = remaining
-        else:
-            mode = "reflect"
-        x = F.pad(x, tuple(step), mode=mode)
-        remaining = [r - s for r, s in zip(remaining, step, strict=True)]
-    return x, pads
-
-
-def crop_padding(x: Tensor, pads: tuple[int, int, int, int]) -> Tensor:
-    """Remove the padding added by :func:`pad_to_multiple` (``pads = (left, right, top, bottom)``)."""
-    left, right, top, bottom = pads
-    h, w = x.shape[-2:]
-    return x[..., top : h - bottom, left : w - right]
+#: Negative slope of the generator's LeakyReLU (released model).
+SLOPE = 0.2
 
 
 @dataclass(frozen=True)
@@ -117,24 +54,32 @@ class GeneratorConfig:
     Attributes:
         base_width: channels of the first level; levels use 1, 2, 4, 8, 16 times this.
             32 is the published model; narrower widths (8, 16) give light variants.
-        batchnorm: which statistics BatchNorm uses at inference. ``"running"`` (default): the stored
-            running averages (eval mode; how the official fixture is defined). ``"per-image"``: each
-            image's own statistics (the mean and biased variance of each channel: training-mode
-            BatchNorm on a batch of one), as the original test code did by never switching to eval
-            mode. :class:`enlightengan.Enhancer` measures them inside the pass for images of at most
-            ``STATS_MAX_PIXELS`` that run in one piece, and otherwise first on the image (shrunk
-            beyond that size), then runs the usual exact, tiled path with them.
-            The module itself always computes as the mode it is in.
+        batchnorm: which statistics BatchNorm uses at inference (:data:`BatchNormMode`).
+            ``"running"`` (default): the stored running averages, in eval mode. This is how the
+            released weights are run (the original test code puts its generator in eval mode) and
+            how the official fixture is defined. ``"per-image"``: each image's own statistics (the
+            mean and biased variance of each channel: training-mode BatchNorm on a batch of one), for
+            generators whose running averages, gathered on small training crops, do not describe
+            whole photos (the bundled default model, docs/MODEL_CARD.md). :class:`enlightengan.Enhancer`
+            measures them inside the pass for images of at most ``STATS_MAX_PIXELS`` that run in one
+            piece, and otherwise first on the image (shrunk beyond that size), then runs the usual
+            exact, tiled path with them. The module itself always computes as the mode it is in.
     """
 
     base_width: int = 32
-    batchnorm: str = "running"
+    batchnorm: BatchNormMode = "running"
 
     def __post_init__(self) -> None:
         if not isinstance(self.base_width, int) or self.base_width < 1:
             raise ValueError(f"base_width must be a positive integer, got {self.base_width!r}")
-        if self.batchnorm not in ("running", "per-image"):
-            raise ValueError(f"batchnorm must be 'running' or 'per-image', got {self.batchnorm!r}")
+        if self.batchnorm not in BATCHNORM_MODES:
+            modes = " or ".join(repr(mode) for mode in BATCHNORM_MODES)
+            raise ValueError(f"batchnorm must be {modes}, got {self.batchnorm!r}")
+
+    @property
+    def per_image(self) -> bool:
+        """Whether BatchNorm normalises each image with its own statistics (``batchnorm="per-image"``)."""
+        return self.batchnorm == "per-image"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -198,7 +143,7 @@ class EnlightenGenerator(nn.Module):
             if level != 9:  # conv9_2 has no BatchNorm in the released model
                 self.add_module(f"bn{level}_2", nn.BatchNorm2d(cskip))
         self.conv10 = nn.Conv2d(w, 3, 1)
-        self.act = nn.LeakyReLU(0.2)
+        self.act = nn.LeakyReLU(SLOPE)
 
     def _block(self, name: str, x: Tensor) -> Tensor:
         """conv -> LeakyReLU -> BatchNorm (BN after the activation, as released)."""

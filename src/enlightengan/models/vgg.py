@@ -1,4 +1,4 @@
-"""VGG-16 features for the self feature preserving loss (Simonyan & Zisserman 2015; EnlightenGAN Sec. III-C).
+"""VGG-16 features for the self feature preserving loss (Simonyan & Zisserman 2015; EnlightenGAN Sec. III-B).
 
 Only the layers up to ``relu5_1`` are built, and the 4th max-pool (after conv4_3) is left out, as in
 the released EnlightenGAN: three 2 x 2 max-pools, so features are ``N x 512 x H/8 x W/8`` (floor).
@@ -9,7 +9,7 @@ Two weight files are accepted, and the input preprocessing follows the file:
   and standard deviation ``(0.229, 0.224, 0.225)``, the input it was trained on;
 * ``"caffe"``: the original repository's ``vgg16.weight`` (converted from Caffe through Torch7; keys
   ``conv1_1.weight`` ... ``conv5_3.bias``): BGR in ``[0, 255]`` without mean subtraction, which is how
-  the released EnlightenGAN was trained (REFERENCE.md).
+  the released EnlightenGAN was trained.
 
 Either way :meth:`VGG16Features.forward` takes RGB images in ``[-1, 1]`` and converts them itself.
 """
@@ -26,6 +26,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from ..weights.downloads import VGG16_TORCHVISION, cached_path
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -198,7 +200,7 @@ def load_vgg16_features(
     Args:
         path: torchvision's ``vgg16-397923af.pth`` or the original repository's ``vgg16.weight``
             (``module.`` prefixes are removed). None fetches torchvision's file into the torch hub
-            cache (:data:`enlightengan.hub.VGG16_TORCHVISION`, SHA-256 checked). The string
+            cache (:data:`enlightengan.weights.VGG16_TORCHVISION`, SHA-256 checked). The string
             ``"random"`` asks for :func:`random_vgg16_features` and needs ``allow_random=True``.
         allow_random: accept ``path="random"`` (only when the user asked for it explicitly).
         download: allow the download when ``path`` is None (else a file missing from the cache is an error).
@@ -209,7 +211,7 @@ def load_vgg16_features(
         A frozen :class:`VGG16Features` whose ``input_format`` follows the file.
 
     Raises:
-        enlightengan.hub.WeightsUnavailableError: ``path`` is None and the file can be neither found in
+        enlightengan.weights.WeightsUnavailableError: ``path`` is None and the file can be neither found in
             the cache nor downloaded; the message says what to fetch and where to put it.
         FileNotFoundError: ``path`` does not exist.
         ValueError: the file is not a VGG-16 state dict (or not loadable with ``weights_only=True``), or
@@ -223,8 +225,6 @@ def load_vgg16_features(
             )
         return random_vgg16_features(seed)
     if path is None:
-        from ..hub import VGG16_TORCHVISION, cached_path
-
         file = cached_path(VGG16_TORCHVISION, download=download, progress=progress)
     else:
         file = Path(path)

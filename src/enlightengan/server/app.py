@@ -39,10 +39,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
+from .._version import __version__
 from .config import ServerConfig
 from .jobs import JobQueue, QueueFullError
-from .pipeline import EnhancedFile, ImageRejected, Pixels, enhance_file
-from .uploads import FIELD, UploadError, receive_upload
+from .pipeline import EnhancedFile, Pixels, enhance_file
+from .rejection import Rejected
+from .uploads import FIELD, receive_upload
 
 if TYPE_CHECKING:
     from ..inference import Enhancer
@@ -153,8 +155,6 @@ def create_app(enhancer: Enhancer, config: ServerConfig | None = None) -> FastAP
         >>> app = create_app(Enhancer("200_net_G_A.pth"))  # doctest: +SKIP
         >>> uvicorn.run(app, host="127.0.0.1", port=7860)  # doctest: +SKIP
     """
-    from .. import __version__
-
     settings = config or ServerConfig()
     lock = _model_lock(enhancer)
 
@@ -253,7 +253,7 @@ def create_app(enhancer: Enhancer, config: ServerConfig | None = None) -> FastAP
             result: EnhancedFile = await runtime.queue.run(
                 ticket, job, functools.partial(shutil.rmtree, work, ignore_errors=True)
             )
-        except (UploadError, ImageRejected) as exc:
+        except Rejected as exc:  # UploadError, ImageRejected
             return _error(exc.status, exc.message)
         except ClientDisconnect:
             return _error(400, "the client went away before the upload was complete")

@@ -17,6 +17,8 @@ from typing import Any
 from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
+from .rejection import Rejected
+
 __all__ = ["EnhancedFile", "ImageRejected", "check_pixels", "enhance_file", "output_format"]
 
 #: Formats a camera or scanner writes under one name but that are written as another.
@@ -28,13 +30,8 @@ _SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "WEBP": ".webp", "BM
 Pixels = Image.Image | NDArray[Any]
 
 
-class ImageRejected(Exception):
+class ImageRejected(Rejected):
     """An upload that is not an image this server will enhance: ``status`` 400 or 413, and why."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass(frozen=True)

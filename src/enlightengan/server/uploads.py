@@ -16,6 +16,8 @@ from typing import BinaryIO
 
 from starlette.requests import Request
 
+from .rejection import Rejected
+
 __all__ = ["FIELD", "MULTIPART_SLACK", "Upload", "UploadError", "receive_upload"]
 
 #: Name of the multipart form field that carries the image.
@@ -25,13 +27,8 @@ FIELD = "file"
 MULTIPART_SLACK = 64 * 1024
 
 
-class UploadError(Exception):
+class UploadError(Rejected):
     """An upload refused: ``status`` is the HTTP status (400 or 413), the message says why and what to do."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from .._atomic import atomic_path
+from .._version import __version__
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -38,8 +39,6 @@ _PATTERN = re.compile(r"step_(\d+)\.pt$")
 
 def versions() -> dict[str, str]:
     """Software versions recorded in every checkpoint."""
-    from .. import __version__
-
     return {
         "enlightengan": __version__,
         "torch": str(torch.__version__),

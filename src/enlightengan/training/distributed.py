@@ -24,6 +24,8 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 from torch.utils.data.distributed import DistributedSampler
 
+from ..models.batchnorm import replace_batchnorm
+
 __all__ = [
     "DistEnv",
     "GlobalBatchNorm2d",
@@ -157,16 +159,7 @@ def convert_batchnorm(module: nn.Module, device_type: str) -> nn.Module:
     """
     if device_type == "cuda":
         return nn.SyncBatchNorm.convert_sync_batchnorm(module)
-    for name, child in module.named_children():
-        if type(child) is nn.BatchNorm2d:
-            replacement = GlobalBatchNorm2d(
-                child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats
-            ).to(device=child.weight.device if child.affine else None)
-            replacement.load_state_dict(child.state_dict())
-            setattr(module, name, replacement)
-        else:
-            convert_batchnorm(child, device_type)
-    return module
+    return replace_batchnorm(module, GlobalBatchNorm2d)
 
 
 class ResumableSampler(DistributedSampler[int]):

@@ -24,7 +24,7 @@ from ..losses.adversarial import (
 from ..losses.consistency import resolution_consistency_loss
 from ..losses.feature import SelfFeaturePreservingLoss
 from ..losses.priors import chroma_noise_loss, color_loss, exposure_loss, structure_loss
-from ..models.generator import attention_map
+from ..models.ops import attention_map
 from .distributed import global_mean
 
 __all__ = ["Batch", "EnlightenGANObjective", "GeneratorStep", "unwrap"]
@@ -55,6 +55,24 @@ class GeneratorStep:
     output: Tensor  # the enhanced batch (attached to the generator's graph)
     latent: Tensor
     logs: dict[str, Tensor]  # detached scalars
+
+
+class _WeightedSum:
+    """The generator loss as it is summed term by term, and each term's detached value for the logs."""
+
+    def __init__(self) -> None:
+        self.loss: Tensor | None = None
+        self.logs: dict[str, Tensor] = {}
+
+    def add(self, name: str, weight: float, term: Tensor) -> None:
+        self.logs[name] = term.detach()
+        self.loss = weight * term if self.loss is None else self.loss + weight * term
+
+    def total(self) -> tuple[Tensor, dict[str, Tensor]]:
+        """``(loss, logs)``; the logs end with ``g_total``, the loss's own value."""
+        assert self.loss is not None, "the global adversarial term is always added"
+        self.logs["g_total"] = self.loss.detach()
+        return self.loss, self.logs
 
 
 def unwrap(module: nn.Module) -> nn.Module:
@@ -105,63 +123,47 @@ class EnlightenGANObjective(nn.Module):
         output, latent = self.generator(batch.input, batch.gray)
         d_global = unwrap(self.d_global)
         d_local = unwrap(self.d_local)
+        terms = _WeightedSum()
 
         fake_scores = d_global(output)
         with torch.no_grad():
             real_scores = d_global(batch.normal)
-        adv_global = relativistic_lsgan_g_loss(real_scores, fake_scores, mean=global_mean)
-        logs: dict[str, Tensor] = {"g_adv_global": adv_global.detach()}
-        loss = cfg.global_adv_weight * adv_global
-
+        terms.add(
+            "g_adv_global",
+            cfg.global_adv_weight,
+            relativistic_lsgan_g_loss(real_scores, fake_scores, mean=global_mean),
+        )
         if boxes:
             fake_patches = crop_patches(output, boxes, cfg.patch_size)
-            adv_local = patch_lsgan_g_loss(d_local(fake_patches))
-            logs["g_adv_local"] = adv_local.detach()
-            loss = loss + cfg.local_adv_weight * adv_local
-
+            terms.add("g_adv_local", cfg.local_adv_weight, patch_lsgan_g_loss(d_local(fake_patches)))
         if self.feature_loss is not None:
-            feat = self.feature_loss(output, batch.low)
-            logs["g_feature"] = feat.detach()
-            loss = loss + cfg.feature_weight * feat
+            terms.add("g_feature", cfg.feature_weight, self.feature_loss(output, batch.low))
             if boxes:
                 low_patches = crop_patches(batch.low, boxes, cfg.patch_size)
-                feat_patch = self.feature_loss(fake_patches, low_patches)
-                logs["g_feature_patch"] = feat_patch.detach()
-                loss = loss + cfg.patch_feature_weight * feat_patch
+                terms.add(
+                    "g_feature_patch", cfg.patch_feature_weight, self.feature_loss(fake_patches, low_patches)
+                )
 
-        # optional priors (not in the paper; all weights 0 in configs/paper.yaml)
+        # optional terms beyond the paper (all weights 0 in configs/paper.yaml)
         if cfg.structure_weight:
-            structure = structure_loss(output, batch.low)
-            logs["g_structure"] = structure.detach()
-            loss = loss + cfg.structure_weight * structure
+            terms.add("g_structure", cfg.structure_weight, structure_loss(output, batch.low))
         if cfg.color_weight:
-            color = color_loss(output, batch.low, floor=cfg.color_floor)
-            logs["g_color"] = color.detach()
-            loss = loss + cfg.color_weight * color
+            terms.add("g_color", cfg.color_weight, color_loss(output, batch.low, floor=cfg.color_floor))
         if cfg.exposure_weight:
-            exposure = exposure_loss(output, cfg.exposure_level)
-            logs["g_exposure"] = exposure.detach()
-            loss = loss + cfg.exposure_weight * exposure
-
+            terms.add("g_exposure", cfg.exposure_weight, exposure_loss(output, cfg.exposure_level))
         if cfg.chroma_weight:
-            chroma = chroma_noise_loss(output)
-            logs["g_chroma"] = chroma.detach()
-            loss = loss + cfg.chroma_weight * chroma
+            terms.add("g_chroma", cfg.chroma_weight, chroma_noise_loss(output))
         if cfg.identity_weight:
             # a second forward on the unwrapped module, as the resolution consistency term below
             same, _ = unwrap(self.generator)(batch.normal, attention_map(batch.normal))
-            identity = (same - batch.normal).abs().mean()
-            logs["g_identity"] = identity.detach()
-            loss = loss + cfg.identity_weight * identity
-
+            terms.add("g_identity", cfg.identity_weight, (same - batch.normal).abs().mean())
         if cfg.scale_weight:
             if scale is None:
                 raise ValueError("loss.scale_weight is set: generator_step needs a scale")
             consistency = resolution_consistency_loss(unwrap(self.generator), batch.input, output, scale)
-            logs["g_scale"] = consistency.detach()
-            loss = loss + cfg.scale_weight * consistency
+            terms.add("g_scale", cfg.scale_weight, consistency)
 
-        logs["g_total"] = loss.detach()
+        loss, logs = terms.total()
         return GeneratorStep(loss=loss, output=output, latent=latent, logs=logs)
 
     def discriminator_losses(

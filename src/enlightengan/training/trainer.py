@@ -1,7 +1,8 @@
 """The training loop of EnlightenGAN: data, networks, optimisers, schedule, logging, checkpoints.
 
-One step follows the published order (REFERENCE.md): the generator update with both discriminators
-frozen, then the global and local discriminator updates from the same generator forward. Learning
+One step follows the released code's order (docs/ARCHITECTURE.md, "A training step"): the generator
+update with both discriminators frozen, then the global and local discriminator updates from the same
+generator forward. Learning
 rates are constant, then decay linearly to 0 over the last ``decay_epochs`` (applied per step).
 
 Runs on one CPU, one GPU, or many processes under ``torchrun`` (DistributedDataParallel; only rank 0
@@ -12,9 +13,10 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,12 +31,16 @@ from torch.utils.data import DataLoader
 from ..config import TrainConfig, config_from_dict, config_to_dict, save_config
 from ..data.folders import DataError, list_images
 from ..data.patches import random_patch_boxes
-from ..data.unpaired import UnpairedImageDataset, scan_images
+from ..data.unpaired import UnpairedImageDataset, load_rgb, scan_images
+from ..devices import resolve_device
+from ..image_io import to_tensor
 from ..losses.feature import SelfFeaturePreservingLoss
-from ..models.batchnorm import fix_batchnorm_statistics
-from ..models.checkpoint import save_generator
+from ..models.batchnorm import fix_batchnorm_statistics, recalibrate_batchnorm
+from ..models.checkpoint import load_generator, save_generator
 from ..models.discriminator import DiscriminatorConfig, PatchDiscriminator
 from ..models.generator import EnlightenGenerator, GeneratorConfig
+from ..models.vgg import load_vgg16_features, random_vgg16_features
+from ..weights import VGG16_TORCHVISION, cached_path
 from . import checkpoints as ckpt
 from .distributed import DistEnv, ResumableSampler, convert_batchnorm, init_distributed, shard_batch_size
 from .objective import Batch, EnlightenGANObjective, unwrap
@@ -94,8 +100,6 @@ def lr_factor(step: int, total_steps: int, decay_start: int) -> float:
 
 
 def resolve_training_device(name: str, env: DistEnv) -> torch.device:
-    from ..inference import resolve_device
-
     device = resolve_device(name)
     if device.type == "cuda" and env.world_size > 1:
         device = torch.device("cuda", env.local_rank)
@@ -126,18 +130,7 @@ class Trainer:
         self.skipped: list[tuple[Path, str]] = []
 
         low_files, normal_files = self._find_data()
-        torch.manual_seed(config.run.seed)  # identical initial weights on every rank
-        self.generator = EnlightenGenerator(GeneratorConfig(base_width=config.model.width))
-        self.d_global = PatchDiscriminator(
-            DiscriminatorConfig(n_layers=config.model.global_layers, base_width=config.model.d_width)
-        )
-        self.d_local = PatchDiscriminator(
-            DiscriminatorConfig(n_layers=config.model.local_layers, base_width=config.model.d_width)
-        )
-        for net in (self.generator, self.d_global, self.d_local):
-            net.apply(init_weights)
-        if config.model.batchnorm == "fixed":
-            init_identity_generator(self.generator)
+        self.generator, self.d_global, self.d_local = self._build_networks()
         if config.model.init_from is not None and not resume:
             self._init_from(Path(config.model.init_from))
             if config.model.batchnorm == "fixed" and config.model.statistics_images:
@@ -145,58 +138,15 @@ class Trainer:
         if config.model.batchnorm == "fixed":
             fix_batchnorm_statistics(self.generator)
         feature_loss = self._feature_loss()
-
-        fmt = torch.channels_last if config.run.channels_last else torch.contiguous_format
-        modules: list[nn.Module] = [self.generator, self.d_global, self.d_local]
-        if feature_loss is not None:
-            modules.append(feature_loss)
-        for module in modules:
-            module.to(self.device)
-            module.to(memory_format=fmt)  # type: ignore[call-overload]  # missing from torch's stubs
+        self._place([self.generator, self.d_global, self.d_local, feature_loss])
 
         self.per_rank_batch = shard_batch_size(config.optim.batch_size, self.env)
-        self.dataset = UnpairedImageDataset(
-            low_files,
-            normal_files,
-            config.data.crop_size,
-            darken_prob=config.data.darken_prob,
-            darken_range=config.data.darken_range,
-            flip=config.data.flip,
-            seed=config.run.seed,
-            resize_range=config.data.resize_range,
-        )
-        self.sampler = ResumableSampler(self.dataset, self.env, self.per_rank_batch, config.run.seed)
+        self.dataset, self.sampler = self._build_data(low_files, normal_files)
         self.steps_per_epoch = self.sampler.steps_per_epoch
-        full = config.optim.epochs * self.steps_per_epoch
-        self.total_steps = min(full, config.optim.max_steps) if config.optim.max_steps else full
-        decay_fraction = min(config.optim.decay_epochs, config.optim.epochs) / config.optim.epochs
-        self.decay_start = round(self.total_steps * (1.0 - decay_fraction))
-
-        gen: nn.Module = self.generator
-        d_global: nn.Module = self.d_global
-        d_local: nn.Module = self.d_local
-        if self.env.world_size > 1:
-            if config.model.batchnorm == "batch":
-                gen = convert_batchnorm(gen, self.device.type)
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            gen = DistributedDataParallel(gen, device_ids=ids)
-            d_global = DistributedDataParallel(d_global, device_ids=ids)
-            d_local = DistributedDataParallel(d_local, device_ids=ids)
-        if config.run.compile:
-            gen = torch.compile(gen)  # type: ignore[assignment]
-            d_global = torch.compile(d_global)  # type: ignore[assignment]
-            d_local = torch.compile(d_local)  # type: ignore[assignment]
-        self.objective = EnlightenGANObjective(gen, d_global, d_local, feature_loss, config.loss)
-
-        opt = config.optim
-        adam: Callable[[Any], torch.optim.Adam] = lambda params: torch.optim.Adam(  # noqa: E731
-            params, lr=opt.lr, betas=opt.betas, eps=opt.eps
-        )
-        self.opt_g = adam(self.generator.parameters())
-        self.opt_dg = adam(self.d_global.parameters())
-        self.opt_dl = adam(self.d_local.parameters())
-        schedule = lambda step: lr_factor(step, self.total_steps, self.decay_start)  # noqa: E731
-        self.schedulers = [torch.optim.lr_scheduler.LambdaLR(o, schedule) for o in self._optimizers()]
+        self.total_steps, self.decay_start = self._schedule_steps()
+        self.objective = EnlightenGANObjective(*self._wrapped_networks(), feature_loss, config.loss)
+        self.opt_g, self.opt_dg, self.opt_dl = self._build_optimizers()
+        self.schedulers = self._build_schedulers()
 
         self.patch_rng = torch.Generator().manual_seed(config.run.seed)
         self.step = 0
@@ -215,6 +165,105 @@ class Trainer:
                 f"{self.run_dir} already holds checkpoints: continue it with --resume {self.run_dir}, "
                 "or choose another --out folder"
             )
+
+    # ------------------------------------------------------------------ set-up
+    def _build_networks(self) -> tuple[EnlightenGenerator, PatchDiscriminator, PatchDiscriminator]:
+        """The generator and the global and local discriminators, initialised from ``run.seed``.
+
+        The same seed on every rank gives every process the same initial weights. Conv weights
+        N(0, 0.02) and BatchNorm N(1, 0.02) as published (:func:`init_weights`); with
+        ``model.batchnorm: fixed`` the generator starts as the identity (:func:`init_identity_generator`);
+        its BatchNorm layers get fixed statistics after ``model.init_from`` and
+        ``model.statistics_images`` have set them.
+        """
+        model = self.config.model
+        torch.manual_seed(self.config.run.seed)
+        generator = EnlightenGenerator(GeneratorConfig(base_width=model.width))
+        d_global = PatchDiscriminator(
+            DiscriminatorConfig(n_layers=model.global_layers, base_width=model.d_width)
+        )
+        d_local = PatchDiscriminator(
+            DiscriminatorConfig(n_layers=model.local_layers, base_width=model.d_width)
+        )
+        for net in (generator, d_global, d_local):
+            net.apply(init_weights)
+        if model.batchnorm == "fixed":
+            init_identity_generator(generator)  # its layers are fixed after init_from (see __init__)
+        return generator, d_global, d_local
+
+    def _place(self, modules: list[nn.Module | None]) -> None:
+        """Move the networks (and the feature loss) to the device, in the configured memory format."""
+        fmt = torch.channels_last if self.config.run.channels_last else torch.contiguous_format
+        for module in modules:
+            if module is not None:
+                module.to(self.device)
+                module.to(memory_format=fmt)  # type: ignore[call-overload]  # missing from torch's stubs
+
+    def _build_data(
+        self, low_files: list[Path], normal_files: list[Path]
+    ) -> tuple[UnpairedImageDataset, ResumableSampler]:
+        """The unpaired dataset and this rank's resumable sampler of it."""
+        data = self.config.data
+        dataset = UnpairedImageDataset(
+            low_files,
+            normal_files,
+            data.crop_size,
+            darken_prob=data.darken_prob,
+            darken_range=data.darken_range,
+            flip=data.flip,
+            seed=self.config.run.seed,
+            resize_range=data.resize_range,
+        )
+        return dataset, ResumableSampler(dataset, self.env, self.per_rank_batch, self.config.run.seed)
+
+    def _schedule_steps(self) -> tuple[int, int]:
+        """``(total_steps, decay_start)``: the run's length (``optim.max_steps`` stretches the
+        schedule) and the step where the learning rates start their linear decay."""
+        optim = self.config.optim
+        full = optim.epochs * self.steps_per_epoch
+        total = min(full, optim.max_steps) if optim.max_steps else full
+        decay_fraction = min(optim.decay_epochs, optim.epochs) / optim.epochs
+        return total, round(total * (1.0 - decay_fraction))
+
+    def _wrapped_networks(self) -> tuple[nn.Module, nn.Module, nn.Module]:
+        """The networks as the objective calls them: DistributedDataParallel in a distributed run
+        (with a global-batch BatchNorm in the generator), compiled with ``run.compile``."""
+        gen: nn.Module = self.generator
+        d_global: nn.Module = self.d_global
+        d_local: nn.Module = self.d_local
+        if self.env.world_size > 1:
+            if self.config.model.batchnorm == "batch":
+                gen = convert_batchnorm(gen, self.device.type)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            gen = DistributedDataParallel(gen, device_ids=ids)
+            d_global = DistributedDataParallel(d_global, device_ids=ids)
+            d_local = DistributedDataParallel(d_local, device_ids=ids)
+        if self.config.run.compile:
+            gen = torch.compile(gen)  # type: ignore[assignment]
+            d_global = torch.compile(d_global)  # type: ignore[assignment]
+            d_local = torch.compile(d_local)  # type: ignore[assignment]
+        return gen, d_global, d_local
+
+    def _build_optimizers(self) -> tuple[torch.optim.Adam, torch.optim.Adam, torch.optim.Adam]:
+        """Adam for the generator and for each discriminator, with the same settings (``optim``)."""
+        opt = self.config.optim
+
+        def adam(params: Iterator[nn.Parameter]) -> torch.optim.Adam:
+            return torch.optim.Adam(params, lr=opt.lr, betas=opt.betas, eps=opt.eps)
+
+        return (
+            adam(self.generator.parameters()),
+            adam(self.d_global.parameters()),
+            adam(self.d_local.parameters()),
+        )
+
+    def _build_schedulers(self) -> list[torch.optim.lr_scheduler.LambdaLR]:
+        """One learning-rate schedule per optimiser: constant, then linear decay to 0 (:func:`lr_factor`)."""
+
+        def schedule(step: int) -> float:
+            return lr_factor(step, self.total_steps, self.decay_start)
+
+        return [torch.optim.lr_scheduler.LambdaLR(o, schedule) for o in self._optimizers()]
 
     # ------------------------------------------------------------------ set-up
     def _find_data(self) -> tuple[list[Path], list[Path]]:
@@ -243,15 +292,11 @@ class Trainer:
         cfg = self.config.loss
         if cfg.feature_net == "none" or (cfg.feature_weight == 0 and cfg.patch_feature_weight == 0):
             return None
-        from ..models.vgg import load_vgg16_features, random_vgg16_features
-
         if cfg.feature_net == "random":
             features = random_vgg16_features(self.config.run.seed)
         else:
             if cfg.vgg_weights is None and self.env.world_size > 1:
                 # one download for the whole job: rank 0 fetches into the shared cache, the others wait
-                from ..hub import VGG16_TORCHVISION, cached_path
-
                 if self.env.is_main:
                     cached_path(VGG16_TORCHVISION)
                 torch.distributed.barrier()
@@ -308,8 +353,6 @@ class Trainer:
             state = None  # not a training checkpoint: a generator file
         try:
             if state is None:
-                from ..models.checkpoint import load_generator
-
                 loaded = load_generator(source)
                 if loaded.config.base_width != self.config.model.width:
                     raise ValueError(
@@ -399,10 +442,6 @@ class Trainer:
             return self.generator
         if self._recalibrated is not None and self._recalibrated[0] == self.step:
             return self._recalibrated[1]
-        from ..data.unpaired import load_rgb
-        from ..image_io import to_tensor
-        from ..models.batchnorm import recalibrate_batchnorm
-
         # a plain copy (in a distributed run self.generator's BatchNorm layers are cross-process ones,
         # and only rank 0 runs this)
         model = EnlightenGenerator(self.generator.config).to(self.device)
@@ -609,8 +648,6 @@ def _device_type(name: str) -> str:
 
 
 def _main_thread() -> bool:
-    import threading
-
     return threading.current_thread() is threading.main_thread()
 
 

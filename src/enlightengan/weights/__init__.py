@@ -1,151 +1,37 @@
-"""Which generator weights to use: an explicit path, ``$ENLIGHTENGAN_WEIGHTS``, or the bundled default.
+"""Which weights to use, declared as data: the bundled default generator and the files to download.
 
-The bundled default model is declared here as data (:data:`DEFAULT_MODEL`: file name, sha256, licence,
-input range), beside the file it describes, ``enlightengan/weights/enlightengan-default.safetensors``.
-The file is verified against its sha256 before first use.
-
-The default model is EnlightenGAN's generator at base width 16, trained by this package on a 2-core
-CPU (recipe and scores: docs/MODEL_CARD.md), stored in float16 (4.3 MB), normalising each image with
-its own BatchNorm statistics.
+* :mod:`~enlightengan.weights.spec`: :class:`WeightsSpec`, one declaration for every weights file
+  (name, SHA-256, licence, input format; a URL for downloads), and :func:`sha256_file`;
+* :mod:`~enlightengan.weights.bundled`: the default generator shipped with the package and
+  :func:`resolve_weights` (an explicit path, then ``$ENLIGHTENGAN_WEIGHTS``, then the bundled file);
+* :mod:`~enlightengan.weights.downloads`: published files (torchvision's VGG-16 for the training
+  loss), fetched once into the torch hub cache by :func:`cached_path`.
 """
 
-from __future__ import annotations
-
-import hashlib
-import os
-from dataclasses import dataclass
-from pathlib import Path
+from .bundled import (
+    DEFAULT_MODEL,
+    ENV_VAR,
+    WEIGHTS_DIR,
+    NoDefaultWeightsError,
+    WeightsError,
+    bundled_path,
+    resolve_weights,
+)
+from .downloads import VGG16_TORCHVISION, WeightsUnavailableError, cached_path, hub_dir
+from .spec import WeightsSpec, sha256_file
 
 __all__ = [
     "DEFAULT_MODEL",
     "ENV_VAR",
+    "VGG16_TORCHVISION",
     "WEIGHTS_DIR",
     "NoDefaultWeightsError",
     "WeightsError",
-    "WeightsInfo",
+    "WeightsSpec",
+    "WeightsUnavailableError",
     "bundled_path",
+    "cached_path",
+    "hub_dir",
     "resolve_weights",
-    "sha256_of",
+    "sha256_file",
 ]
-
-#: Environment variable naming a weights file, used when no explicit path is given.
-ENV_VAR = "ENLIGHTENGAN_WEIGHTS"
-
-#: Folder of the bundled weights (this package).
-WEIGHTS_DIR = Path(__file__).resolve().parent
-
-
-@dataclass(frozen=True)
-class WeightsInfo:
-    """A weights file declared as data.
-
-    Attributes:
-        file_name: the file's name inside :data:`WEIGHTS_DIR`.
-        sha256: hex digest the file must have; ``None`` while no file has been released.
-        licence: licence of the weights (and of the data they were trained on).
-        input_range: what the generator expects, e.g. ``"RGB in [-1, 1]"``.
-        description: how the weights were made.
-    """
-
-    file_name: str
-    sha256: str | None
-    licence: str
-    input_range: str
-    description: str
-
-
-#: The default model shipped with the package. ``sha256`` is filled in when the file is added.
-DEFAULT_MODEL = WeightsInfo(
-    file_name="enlightengan-default.safetensors",
-    sha256="ade075072eda66c29bac661e185213e2eade42714147cecb232938316f5a8381",
-    licence="research and non-commercial use, as its training data (LOL-v1, BSDS500); see docs/MODEL_CARD.md",
-    input_range="RGB in [-1, 1], N x 3 x H x W, any H and W (padded to multiples of 16 internally)",
-    description="EnlightenGAN generator (base width 16, per-image BatchNorm) trained on a CPU with "
-    "configs/default-cpu.yaml and two fine-tuning stages (docs/MODEL_CARD.md)",
-)
-
-
-class WeightsError(ValueError):
-    """Weights that cannot be used: a missing file, or a bundled file that fails its checksum."""
-
-
-class NoDefaultWeightsError(WeightsError):
-    """No weights were given and the package bundles no default model (yet)."""
-
-
-# (path, size, mtime_ns) of files already verified in this process: hash each file once.
-_VERIFIED: set[tuple[str, int, int]] = set()
-
-
-def sha256_of(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def bundled_path(info: WeightsInfo | None = None) -> Path:
-    """Where the bundled file of ``info`` (default :data:`DEFAULT_MODEL`) lives, present or not."""
-    return WEIGHTS_DIR / (info or DEFAULT_MODEL).file_name
-
-
-def _verify(path: Path, info: WeightsInfo) -> None:
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if key in _VERIFIED:
-        return
-    actual = sha256_of(path)
-    if info.sha256 is None:
-        raise WeightsError(
-            f"the bundled model {path} has no declared sha256: set sha256={actual!r} in "
-            "enlightengan.weights.DEFAULT_MODEL (the file is only used once its checksum is declared)"
-        )
-    if actual != info.sha256.lower():
-        raise WeightsError(
-            f"the bundled model {path} is damaged: its sha256 is {actual}, expected {info.sha256}; "
-            "reinstall enlightengan, or pass weights with --weights / ENLIGHTENGAN_WEIGHTS"
-        )
-    _VERIFIED.add(key)
-
-
-def _existing_file(raw: str, source: str) -> Path:
-    path = Path(raw).expanduser()
-    if not path.exists():
-        raise WeightsError(f"the weights file {path} ({source}) does not exist")
-    if path.is_dir():
-        raise WeightsError(f"the weights path {path} ({source}) is a folder; pass the weights file itself")
-    return path
-
-
-def resolve_weights(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """Pick the generator weights: ``explicit`` > ``$ENLIGHTENGAN_WEIGHTS`` > the bundled default.
-
-    Args:
-        explicit: a path given by the caller (``--weights``); ``None`` to fall back.
-
-    Returns:
-        The path of an existing file (not yet loaded: see :func:`enlightengan.load_generator`).
-        The bundled default is checked against :data:`DEFAULT_MODEL` ``.sha256`` (once per process).
-
-    Raises:
-        WeightsError: the explicit or environment path does not exist, or the bundled file fails
-            its checksum.
-        NoDefaultWeightsError: nothing given and no default model is bundled.
-    """
-    if explicit is not None:
-        return _existing_file(os.fspath(explicit), "given explicitly")
-    from_env = os.environ.get(ENV_VAR, "").strip()
-    if from_env:
-        return _existing_file(from_env, f"from the environment variable {ENV_VAR}")
-    path = bundled_path()
-    if not path.is_file():
-        raise NoDefaultWeightsError(
-            f"no weights given, and the default model {path} is missing from this installation "
-            "(reinstall enlightengan to restore it). Or pass a generator explicitly: "
-            "'enlightengan enhance --weights 200_net_G_A.pth ...' (the authors' released weights) or a "
-            f"generator you trained (RUN_DIR/generator.safetensors), or set {ENV_VAR}=/path/to/weights."
-        )
-    _verify(path, DEFAULT_MODEL)
-    return path

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from .metrics.niqe import RGB2GRAY_WEIGHTS
+from .niqe import RGB2GRAY_WEIGHTS
 
 __all__ = ["DEFAULT_TARGET_LUMINANCE", "choose_gamma", "clahe_baseline", "gamma_baseline"]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from enlightengan.hub import (
+from enlightengan.weights import (
     VGG16_TORCHVISION,
     WeightsSpec,
     WeightsUnavailableError,
@@ -83,7 +83,15 @@ def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def spec(url: str, sha256: str = PAYLOAD_SHA, filename: str = "weights-test.pth") -> WeightsSpec:
-    return WeightsSpec("test-weights", url, filename, sha256, "test licence", "RGB [0, 1]", "test file")
+    return WeightsSpec(
+        name="test-weights",
+        filename=filename,
+        sha256=sha256,
+        licence="test licence",
+        input_format="RGB [0, 1]",
+        description="test file",
+        url=url,
+    )
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -175,6 +183,17 @@ def test_spec_validation() -> None:
         spec("http://127.0.0.1/x", sha256="397923A")  # too short (and upper case)
     with pytest.raises(ValueError, match="plain file name"):
         spec("http://127.0.0.1/x", filename="../escape.pth")
+
+
+def test_a_spec_matches_its_hash_or_its_prefix(torch_home: Path) -> None:
+    assert spec("http://127.0.0.1/x").matches(PAYLOAD_SHA)
+    assert spec("http://127.0.0.1/x", sha256=PAYLOAD_SHA[:8]).matches(PAYLOAD_SHA)
+    assert spec("http://127.0.0.1/x", sha256=PAYLOAD_SHA[:8]).expected == PAYLOAD_SHA[:8] + "..."
+    assert not spec("http://127.0.0.1/x").matches(hashlib.sha256(b"other").hexdigest())
+    bundled = WeightsSpec("bundled", "w.safetensors", None, "", "", "")  # declared, not yet released
+    assert not bundled.matches(PAYLOAD_SHA)
+    with pytest.raises(ValueError, match="not declared for download"):
+        cached_path(bundled)  # no url: nothing to fetch
 
 
 def test_torchvision_vgg16_spec_follows_torchvision_naming() -> None:

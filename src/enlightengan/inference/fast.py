@@ -1,10 +1,10 @@
 """Fast mode: run the generator at reduced resolution, carry its enhancement to full resolution.
 
 EnlightenGAN's output is ``image + latent`` with ``latent = conv10(features) * gray`` (Jiang et al.,
-IEEE TIP 2021, Sec. III-A: the attention-guided, "times-residual" output). The fast mode
+IEEE TIP 2021, Sec. III-C: the attention-guided, "times-residual" output). The fast mode
 
 1. shrinks the image by ``scale`` per side (antialiased bilinear), runs the exact generator there
-   (:func:`~enlightengan.tiling.tiled_forward`, so memory stays bounded), and keeps its ``latent``;
+   (:func:`~enlightengan.inference.tiling.tiled_forward`, so memory stays bounded), and keeps its ``latent``;
 2. fits, in every ``(2 radius + 1)``-pixel window of the small image, the latent as an affine
    function of the attention map, ``latent ≈ a * gray + b`` per colour channel (the guided filter of
    He, Sun and Tang, TPAMI 2013, with the attention map as guide; box filters only);
@@ -30,8 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .backends import Backend
-from .models.generator import MULTIPLE, GeneratorOutput, attention_map
+from ..models.generator import GeneratorOutput
+from ..models.ops import attention_map, shrink
+from .backend import Backend
 from .tiling import DEFAULT_MARGIN, default_budget, tiled_output
 
 __all__ = [
@@ -41,7 +42,6 @@ __all__ = [
     "fast_latent",
     "guided_coefficients",
     "reduced_budget",
-    "shrink",
 ]
 
 
@@ -106,35 +106,11 @@ def guided_coefficients(guide: Tensor, target: Tensor, radius: int, eps: float) 
     return box_filter(a, radius), box_filter(b, radius)
 
 
-def _shrunk_size(height: int, width: int, scale: float) -> tuple[int, int]:
-    return max(round(height / scale), min(height, MULTIPLE)), max(round(width / scale), min(width, MULTIPLE))
-
-
-def shrink(image: Tensor, scale: float) -> Tensor:
-    """``image`` shrunk by ``scale`` per side, as the fast mode feeds the network.
-
-    Antialiased bilinear resampling; sides are rounded and kept at least 16 pixels (or the original
-    side, when smaller). ``scale = 1`` returns ``image`` itself.
-
-    Args:
-        image: ``N x C x H x W``, any range.
-        scale: shrink factor per side, >= 1.
-
-    Returns:
-        ``N x C x round(H / scale) x round(W / scale)`` (see above for the smallest sides).
-    """
-    height, width = image.shape[-2:]
-    size = _shrunk_size(height, width, scale)
-    if size == (height, width):
-        return image
-    return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
-
-
 def reduced_budget(image: Tensor, budget: int | None = None) -> int:
     """Bytes left for the reduced-resolution run of :func:`fast_latent` on ``image`` out of ``budget``.
 
     The input, the latent, the attention map and the caller's copies stay at full resolution; the
-    rest of ``budget`` (default :func:`~enlightengan.tiling.default_budget`) sizes the tiles.
+    rest of ``budget`` (default :func:`~enlightengan.inference.tiling.default_budget`) sizes the tiles.
     """
     full_size = 4 * image.numel() * image.element_size()
     return max((budget if budget is not None else default_budget()) - full_size, 0)
@@ -153,12 +129,12 @@ def fast_latent(
     """The approximate residual ``latent`` of ``generator(image)`` (see the module doc).
 
     Args:
-        backend: runs the network (:mod:`enlightengan.backends`).
+        backend: runs the network (:mod:`enlightengan.inference.backend`).
         image: ``N x 3 x H x W`` RGB in ``[-1, 1]``.
         config: the fast-mode settings (default :class:`FastConfig`).
-        tile, margin, budget, base_width: passed to :func:`~enlightengan.tiling.tiled_output` for
+        tile, margin, budget, base_width: passed to :func:`~enlightengan.inference.tiling.tiled_output` for
             the reduced-resolution run; the full-resolution buffers of this function are taken out
-            of ``budget`` (default :func:`~enlightengan.tiling.default_budget`) first.
+            of ``budget`` (default :func:`~enlightengan.inference.tiling.default_budget`) first.
 
     Returns:
         ``N x 3 x H x W`` at the input's size; ``image + latent`` is the enhanced image (not clipped).

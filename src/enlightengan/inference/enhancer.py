@@ -6,10 +6,11 @@ The generator (Jiang et al., IEEE TIP 2021, Fig. 2) predicts an attention-weight
 ``strength = 0`` returns the input unchanged. Results are clipped to ``[-1, 1]``.
 
 Images of any size are enhanced exactly, in bounded memory: large ones are processed in overlapping
-tiles (:mod:`enlightengan.tiling`, never downscaled), by an optimised backend
-(:mod:`enlightengan.backends`: PyTorch by default, or ONNX Runtime). ``fast=True`` trades exactness
-for speed (:mod:`enlightengan.fast`: the network at reduced resolution, the enhancement carried back by
-guided upsampling).
+tiles (:mod:`~enlightengan.inference.tiling`, never downscaled), by an optimised backend
+(:mod:`~enlightengan.inference.backend`: PyTorch by default, or ONNX Runtime). ``fast=True`` trades
+exactness for speed (:mod:`~enlightengan.inference.fast`: the network at reduced resolution, the
+enhancement carried back by guided upsampling). How an image flows through :meth:`Enhancer.enhance`
+is told in docs/ARCHITECTURE.md.
 
 Example:
     >>> from PIL import Image
@@ -31,58 +32,37 @@ from numpy.typing import NDArray
 from PIL import Image
 from torch import Tensor
 
-from .backends import BACKENDS, Backend, OnnxRuntimeBackend, TorchBackend, make_backend
+from ..devices import resolve_device
+from ..image_io import prepare
+from ..models.batchnorm import statistics_image
+from ..models.checkpoint import load_generator
+from ..models.generator import EnlightenGenerator
+from ..models.ops import MULTIPLE, shrink
+from ..weights import resolve_weights
+from .backend import BACKENDS, Backend, BackendName, StatisticsBackend
 from .denoise import DenoiseConfig, attention_denoise, require_opencv
-from .fast import FastConfig, fast_latent, reduced_budget, shrink
-from .image_io import prepare
-from .models.batchnorm import per_image_model, statistics_image
-from .models.checkpoint import load_generator
-from .models.generator import MULTIPLE, EnlightenGenerator
+from .fast import FastConfig, fast_latent, reduced_budget
+from .onnxruntime_backend import OnnxRuntimeBackend
 from .tiling import DEFAULT_MARGIN, DEFAULT_MEMORY_CAP, default_budget, runs_whole, tiled_output
+from .torch_backend import TorchBackend
 
-__all__ = ["Enhancer", "enhance", "resolve_device"]
+__all__ = ["Enhancer", "enhance", "make_backend"]
 
 _ImageT = TypeVar("_ImageT", Image.Image, NDArray[Any])
 
 
-def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    """Turn ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"`` into a usable device.
-
-    ``"auto"`` picks CUDA, then Apple's MPS, then the CPU. A device asked for explicitly that this
-    machine does not have is an error (never a silent fallback to the CPU).
+def make_backend(name: BackendName | str, model: EnlightenGenerator) -> StatisticsBackend:
+    """The backend called ``name`` (one of :data:`~enlightengan.inference.backend.BACKENDS`) for ``model``.
 
     Raises:
-        ValueError: an unknown name, or a device that is not available here.
+        ValueError: an unknown name.
+        OptionalDependencyError: ``"onnxruntime"`` without ``onnx`` and ``onnxruntime`` installed.
     """
-    if isinstance(name, str) and name.strip().lower() == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name.strip().lower() if isinstance(name, str) else name)
-    except (RuntimeError, ValueError) as exc:
-        raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from exc
-    if device.type == "cpu":
-        return device
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(
-                f"device {name!r} asked for, but CUDA is not available here (no NVIDIA GPU, or a CPU-only "
-                "build of torch): use --device cpu or auto"
-            )
-        count = torch.cuda.device_count()
-        if device.index is not None and device.index >= count:
-            raise ValueError(f"device {name!r} asked for, but this machine has {count} CUDA device(s)")
-        return device
-    if device.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise ValueError(
-                f"device {name!r} asked for, but Apple MPS is not available here: use cpu or auto"
-            )
-        return device
-    raise ValueError(f"unsupported device {name!r}: use auto, cpu, cuda, cuda:N or mps")
+    if name == "torch":
+        return TorchBackend(model)
+    if name == "onnxruntime":
+        return OnnxRuntimeBackend(model)
+    raise ValueError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")
 
 
 def _check_strength(strength: float) -> float:
@@ -125,19 +105,21 @@ class Enhancer:
             ``.safetensors``); ``None`` resolves it with :func:`enlightengan.weights.resolve_weights`
             (``$ENLIGHTENGAN_WEIGHTS``, then the bundled default model).
         model: an already built generator to use instead of ``weights``; it is moved to ``device``
-            and put in eval mode (BatchNorm uses its running statistics, as at test time).
+            and put in eval mode. Its BatchNorm normalises as its config says
+            (:class:`~enlightengan.models.generator.GeneratorConfig`): with the running statistics, as
+            the released weights are run, or, for per-image generators, with each image's own.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"`` (see :func:`resolve_device`).
         strength: default residual scale: 1 is the published model, 0 the identity, between them a
             milder enhancement.
         tile: largest tile side in pixels for large images; ``None`` sizes tiles from the memory
             available (an image that fits runs in one piece). Tiled results equal untiled ones (see
-            :mod:`enlightengan.tiling`).
-        fast: ``True`` (or a :class:`~enlightengan.fast.FastConfig`) runs the network at reduced
+            :mod:`enlightengan.inference.tiling`).
+        fast: ``True`` (or a :class:`~enlightengan.inference.fast.FastConfig`) runs the network at reduced
             resolution and carries the result to full size by guided upsampling: several times faster,
             not exact.
-        backend: ``"torch"`` (default; exact rewrites of the network for speed), ``"onnxruntime"``
-            (CPU only; needs ``onnx`` and ``onnxruntime``) or ``"eager"`` (the module as it is).
-        denoise: ``True``, a filter strength, or a :class:`~enlightengan.denoise.DenoiseConfig`:
+        backend: ``"torch"`` (default; exact rewrites of the network for speed) or ``"onnxruntime"``
+            (CPU only; needs ``onnx`` and ``onnxruntime``).
+        denoise: ``True``, a filter strength, or a :class:`~enlightengan.inference.denoise.DenoiseConfig`:
             attention-guided non-local means after enhancement, strong where the input was dark and
             off where it was bright (OpenCV's NL-means). ``False`` (default) is the
             published model's output.
@@ -159,7 +141,7 @@ class Enhancer:
         strength: float = 1.0,
         tile: int | None = None,
         fast: bool | FastConfig = False,
-        backend: str = "torch",
+        backend: BackendName | str = "torch",
         denoise: bool | float | DenoiseConfig = False,
     ) -> None:
         self.device = resolve_device(device)
@@ -179,22 +161,14 @@ class Enhancer:
             self.weights: Path | None = None
             self.model = model.to(self.device).eval()
         else:
-            from .weights import resolve_weights
-
             self.weights = resolve_weights(weights)
             self.model = load_generator(self.weights, device=self.device)
         self.backend_name = backend
-        self.per_image_batchnorm = self.model.config.batchnorm == "per-image"
-        self._backend: Backend | None = None
-        self._measuring: Backend | None = None
-        if not self.per_image_batchnorm:
-            self._backend = make_backend(backend, self.model)
-        elif backend == "onnxruntime":
-            # sessions built once: bound to each image's statistics, or measuring them in the pass
-            ort_backend = OnnxRuntimeBackend(self.model)
-            self._backend, self._measuring = ort_backend, ort_backend.measuring()
-        else:  # torch: bound backends are rebuilt per image from a copy holding its statistics
-            self._measuring = TorchBackend(self.model, statistics="measured")
+        self.per_image_batchnorm = self.model.config.per_image
+        self._backend = make_backend(backend, self.model)
+        # per-image generators: each whole image measured in its own pass, or the backend bound to
+        # each image's statistics (StatisticsBackend.with_statistics) for tiles and shrunk copies
+        self._measuring = self._backend.measuring() if self.per_image_batchnorm else None
 
     def __repr__(self) -> str:
         source = self.weights if self.weights is not None else "<model>"
@@ -221,7 +195,6 @@ class Enhancer:
         if self.per_image_batchnorm:
             latents = [self._run_per_image(one) for one in image.split(1)]
             return latents[0] if len(latents) == 1 else torch.cat(latents)
-        assert self._backend is not None
         return self._run_with(self._backend, image, self._budget())
 
     def _run_per_image(self, image: Tensor) -> Tensor:
@@ -247,10 +220,8 @@ class Enhancer:
             self._measuring, seen, tile=self.tile, budget=seen_budget, base_width=width
         ):
             backend = self._measuring
-        elif isinstance(self._backend, OnnxRuntimeBackend):
-            backend = self._backend.with_statistics(source)
         else:
-            backend = make_backend(self.backend_name, per_image_model(self.model, source))
+            backend = self._backend.with_statistics(source)
         return self._run_with(backend, image, budget)
 
     def _run_with(self, backend: Backend, image: Tensor, budget: int | None) -> Tensor:
@@ -330,8 +301,6 @@ _CACHE_SIZE = 4
 
 
 def _cached_enhancer(weights: str | os.PathLike[str] | None, device: str) -> Enhancer:
-    from .weights import resolve_weights
-
     path = resolve_weights(weights).resolve()
     stat = path.stat()
     key = (str(path), stat.st_size, stat.st_mtime_ns, str(resolve_device(device)))

@@ -1,41 +1,46 @@
-"""Export the EnlightenGAN generator to ONNX (Jiang et al., IEEE TIP 2021, Fig. 2), graph built node by node.
+"""The generator as ONNX graphs (Jiang et al., IEEE TIP 2021, Fig. 2), built node by node from its weights.
 
-Three graphs are built from the same weights:
+Three graphs, one builder each:
 
-* ``"full"`` (what ``enlightengan export`` writes, for any ONNX runtime): input ``input``, RGB in
-  ``[0, 1]``, ``N x 3 x H x W`` float32 with dynamic ``N``, ``H`` and ``W`` (each side at least 9
-  pixels, so that one reflection pads it); output ``output``, the enhanced RGB in ``[0, 1]``,
-  clipped, same shape. Inside the graph: the attention map ``1 - luminance`` (REFERENCE.md), the
-  reflection padding to multiples of 16 split as the original splits it, the network with
-  ``align_corners=True`` upsampling, the crop back and the clip.
-* ``"tiles"`` (the :class:`~enlightengan.backends.OnnxRuntimeBackend`'s): inputs ``image``
+* :func:`build_full_graph`, ``"full"`` (what ``enlightengan export`` writes, for any ONNX runtime):
+  input ``input``, RGB in ``[0, 1]``, ``N x 3 x H x W`` float32 with dynamic ``N``, ``H`` and ``W``
+  (each side at least 9 pixels, so that one reflection pads it); output ``output``, the enhanced RGB
+  in ``[0, 1]``, clipped, same shape. Inside the graph: the attention map ``1 - luminance``
+  (:func:`~enlightengan.models.ops.attention_map`), the reflection padding to multiples of 16 split
+  as the original splits it, the network with ``align_corners=True`` upsampling, the crop back and
+  the clip.
+* :func:`build_tiles_graph`, ``"tiles"`` (the
+  :class:`~enlightengan.inference.onnxruntime_backend.OnnxRuntimeBackend`'s): inputs ``image``
   (``[-1, 1]``), ``gray`` and ``roi`` (``4 x 8`` float32) for 16-aligned tiles; outputs ``output``
   and ``latent`` (``[-1, 1]`` scale, not clipped). Each decoder upsampling is an ONNX ``Resize`` in
   ``tf_crop_and_resize`` mode whose region of interest (one row of ``roi``,
-  :func:`tile_roi`) puts the samples where the whole image's ``align_corners=True`` upsampling puts
-  them (see :mod:`enlightengan.backends`).
-* ``"statistics"`` (per-image BatchNorm models only, for the same backend): inputs ``image`` and
-  ``gray`` of one 16-aligned image; outputs ``bn{key}.mean`` and ``bn{key}.var`` for every
-  BatchNorm, the statistics that :func:`~enlightengan.models.batchnorm.per_image_model` measures,
-  and ``output`` and ``latent`` of the image normalised with them.
+  :func:`~enlightengan.inference.placement.tile_roi`) puts the samples where the whole image's
+  ``align_corners=True`` upsampling puts them.
+* :func:`build_statistics_graph`, ``"statistics"`` (per-image BatchNorm models only, for the same
+  backend): inputs ``image`` and ``gray`` of one 16-aligned image; outputs ``bn{key}.mean`` and
+  ``bn{key}.var`` for every BatchNorm (the mean and biased variance that
+  :func:`~enlightengan.models.batchnorm.per_image_model` measures), and ``output`` and ``latent`` of
+  the image normalised with them.
 
 Per-image BatchNorm generators (``GeneratorConfig(batchnorm="per-image")``, the bundled default
-model) normalise each image with its own statistics, as the original test code did. Their ``"full"``
-graph first runs the network in training-mode BatchNorm on the image's statistics copy
+model) normalise each image with its own statistics. Their ``"full"`` graph first runs the network
+in training-mode BatchNorm on the image's statistics copy
 (:func:`~enlightengan.models.batchnorm.statistics_image`: the image itself, or shrunk to at most
 ``STATS_MAX_PIXELS``), recording every layer's per-image mean and biased variance; when that copy is
 the image itself, its result is the answer; otherwise the image is run again, normalised with them.
 The ``"tiles"`` graph takes the statistics as inputs (``bn{key}.mean``, ``bn{key}.var``).
 
-The graphs are written with :mod:`onnx` directly rather than traced by ``torch.onnx``: no tracing
-quirks with the data-dependent padding, and ``onnxscript`` is not needed. ``onnx`` (and
+Why node by node rather than traced by ``torch.onnx`` (docs/ARCHITECTURE.md): a trace records
+``align_corners=True`` upsampling of whole feature maps, while the tiles graph must sample each tile
+where the whole image samples, which takes a ``Resize`` whose region of interest is a graph input; and
+the per-image graphs need a second pass inside an ``If``, and padding that depends on the input's
+size. Written with :mod:`onnx` directly, no tracer and no ``onnxscript`` are needed. ``onnx`` (and
 ``onnxruntime`` for running) are optional dependencies: ``pip install 'enlightengan[onnx]'``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -44,42 +49,28 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 
-from ._atomic import atomic_path
-from .models.batchnorm import STATS_MAX_PIXELS, THUMBNAIL_SIDE
-from .models.generator import _LUMA, MULTIPLE, EnlightenGenerator
+from .._atomic import atomic_path
+from .._optional import require
+from ..formats import LUMA_WEIGHTS
+from ..models.batchnorm import STATS_MAX_PIXELS, THUMBNAIL_SIDE
+from ..models.generator import SLOPE, EnlightenGenerator
+from ..models.ops import MULTIPLE
 
 if TYPE_CHECKING:
     import onnx
 
-    from .backends import Placement
-
 __all__ = [
     "DEFAULT_OPSET",
-    "OptionalDependencyError",
+    "GraphName",
+    "build_full_graph",
     "build_onnx",
+    "build_statistics_graph",
+    "build_tiles_graph",
     "export_onnx",
-    "require",
-    "tile_roi",
 ]
 
 #: ONNX opset of the exported graphs (Pad with ``axes`` needs 18).
 DEFAULT_OPSET = 18
-
-_SLOPE = 0.2
-
-
-class OptionalDependencyError(ImportError):
-    """An optional dependency (onnx, onnxruntime, av) is not installed."""
-
-
-def require(module: str, extra: str) -> Any:
-    """Import ``module`` or raise :class:`OptionalDependencyError` saying how to install it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise OptionalDependencyError(
-            f"this feature needs the optional package {module!r}: pip install 'enlightengan[{extra}]'"
-        ) from exc
 
 
 class _Graph:
@@ -221,7 +212,7 @@ def _network(
         w = g.const(f"{name}.weight", layer.weight.float())
         b = g.const(f"{name}.bias", layer.bias.float())
         y = g.op("Conv", [x, w, b], kernel_shape=[k, k], pads=[k // 2] * 4)
-        return g.op("LeakyRelu", [y], alpha=_SLOPE) if act else y
+        return g.op("LeakyRelu", [y], alpha=SLOPE) if act else y
 
     def block(key: str, x: str) -> str:
         y = conv(f"conv{key}", x)
@@ -280,8 +271,9 @@ def _pad_to_grid(g: _Graph, tensors: list[str], like: str) -> tuple[list[str], s
 
 
 def _attention(g: _Graph, rgb01: str) -> str:
-    """``1 - luminance`` of an RGB ``[0, 1]`` tensor (REFERENCE.md's formula on ``2 rgb - 1``)."""
-    luma = g.const("luma.weight", np.array(_LUMA, dtype=np.float32).reshape(1, 3, 1, 1))
+    """``1 - luminance`` of an RGB ``[0, 1]`` tensor (:func:`~enlightengan.models.ops.attention_map` of
+    ``2 rgb - 1``)."""
+    luma = g.const("luma.weight", np.array(LUMA_WEIGHTS, dtype=np.float32).reshape(1, 3, 1, 1))
     return g.op("Sub", [g.const("one", np.float32(1.0)), g.op("Conv", [rgb01, luma], kernel_shape=[1, 1])])
 
 
@@ -331,37 +323,35 @@ def _statistics_copy(g: _Graph, image: str, max_pixels: int) -> tuple[str, str]:
     return copy, g.op("Not", [unchanged])
 
 
-def build_onnx(
-    model: EnlightenGenerator,
-    *,
-    graph: Literal["full", "tiles", "statistics"] = "full",
-    opset: int = DEFAULT_OPSET,
-    stats_max_pixels: int = STATS_MAX_PIXELS,
-) -> onnx.ModelProto:
-    """The ONNX graph of ``model``; see the module doc for the graphs.
+#: The graphs :func:`build_onnx` builds (see the module doc).
+GraphName = Literal["full", "tiles", "statistics"]
 
-    Args:
-        model: the generator (its weights are copied into the graph).
-        graph: ``"full"``, ``"tiles"`` or ``"statistics"`` (per-image models only).
-        opset: ONNX opset.
-        stats_max_pixels: the ``"full"`` per-image graph measures statistics on a copy shrunk to
-            about this many pixels (:func:`~enlightengan.models.batchnorm.statistics_image`).
+#: What each graph takes and gives, recorded in its ``doc_string``.
+_DOCS: dict[str, str] = {
+    "full": "input: RGB [0,1] NCHW float32, any H, W >= 9; output: enhanced RGB [0,1], clipped.",
+    "tiles": "tiles graph: image [-1,1], gray [0,1], roi 4x8 (tf_crop_and_resize); output, latent [-1,1].",
+    "statistics": "statistics graph: image [-1,1] and gray [0,1] of one 16-aligned image; "
+    "outputs: each BatchNorm's mean and biased variance.",
+}
+
+#: ``upsample(x, level)``: the graph of decoder ``level``'s x2 upsampling of tensor ``x``.
+_Upsample = Callable[[str, int], str]
+
+
+def _start() -> tuple[_Graph, str]:
+    """An empty graph and its first constant, the x2 factor of every upsampling's output shape.
 
     Raises:
         OptionalDependencyError: ``onnx`` is not installed.
-        ValueError: unknown ``graph``, or a statistics graph of a running-BatchNorm model.
     """
-    onnx_module = require("onnx", "onnx")
-    helper, tp = onnx_module.helper, onnx_module.TensorProto
-    if graph not in ("full", "tiles", "statistics"):
-        raise ValueError(f"graph must be 'full', 'tiles' or 'statistics', got {graph!r}")
-    per_image = model.config.batchnorm == "per-image"
-    if graph == "statistics" and not per_image:
-        raise ValueError("the statistics graph is for per-image BatchNorm models")
-    g = _Graph(onnx_module)
-    doubler = g.const("upsample_factor", np.array([1, 1, 2, 2], dtype=np.int64))
+    g = _Graph(require("onnx", "onnx"))
+    return g, g.const("upsample_factor", np.array([1, 1, 2, 2], dtype=np.int64))
 
-    def whole_upsample(x: str, level: int) -> str:
+
+def _whole_upsample(g: _Graph, doubler: str) -> _Upsample:
+    """The ``align_corners=True`` upsampling of whole feature maps (the full and statistics graphs)."""
+
+    def upsample(x: str, level: int) -> str:
         return g.op(
             "Resize",
             [x, "", "", g.op("Mul", [g.op("Shape", [x]), doubler])],
@@ -369,158 +359,209 @@ def build_onnx(
             coordinate_transformation_mode="align_corners",
         )
 
-    if graph == "full":
-        inputs = [helper.make_tensor_value_info("input", tp.FLOAT, ["N", 3, "H", "W"])]
-        one = g.const("one", np.float32(1.0))
-        two = g.const("two", np.float32(2.0))
-        half = g.const("half", np.float32(0.5))
-        # image in [-1, 1]; gray = 1 - luminance (equal to REFERENCE.md's formula on 2 * input - 1).
-        image = g.op("Sub", [g.op("Mul", ["input", two]), one])
-        gray = _attention(g, "input")
-        (image_p, gray_p), hw, first, axes = _pad_to_grid(g, [image, gray], "input")
-        if per_image:
-            # Pass 1 (the original test code's train-mode BatchNorm): each image's statistics,
-            # measured on its statistics copy, padded to the grid as the model pads.
-            small, resized = _statistics_copy(g, image, stats_max_pixels)
-            small_gray = _attention(g, g.op("Mul", [g.op("Add", [small, one]), half]))
-            (small_p, small_gray_p), *_ = _pad_to_grid(g, [small, small_gray], small)
-            stats: dict[str, tuple[str, str]] = {}
-            first_pass, _ = _network(
-                g, model, small_p, small_gray_p, whole_upsample, _measure_norm(g, stats, (2, 3))
-            )
-            # Pass 2, only when the copy is not the image itself: the image with those statistics.
-            with g.branch() as second_nodes:
-                second_pass, _ = _network(g, model, image_p, gray_p, whole_upsample, _given_norm(g, stats))
-            with g.branch() as same_nodes:
-                same = g.op("Identity", [first_pass])
-            output = g.op(
-                "If",
-                [resized],
-                then_branch=helper.make_graph(
-                    second_nodes,
-                    "second_pass",
-                    [],
-                    [helper.make_tensor_value_info(second_pass, tp.FLOAT, None)],
-                ),
-                else_branch=helper.make_graph(
-                    same_nodes, "first_pass", [], [helper.make_tensor_value_info(same, tp.FLOAT, None)]
-                ),
-            )
-        else:
-            output, _ = _network(g, model, image_p, gray_p, whole_upsample, _running_norm(g))
-        cropped = g.op("Slice", [output, first, g.op("Add", [first, hw]), axes])
-        rgb = g.op("Mul", [g.op("Add", [cropped, one]), half])
-        g.op("Clip", [rgb, g.const("zero", np.float32(0.0)), one], name="output")
-        outputs = [helper.make_tensor_value_info("output", tp.FLOAT, ["N", 3, "H", "W"])]
-    elif graph == "statistics":
-        inputs = [
-            helper.make_tensor_value_info("image", tp.FLOAT, [1, 3, "H", "W"]),
-            helper.make_tensor_value_info("gray", tp.FLOAT, [1, 1, "H", "W"]),
-        ]
-        stats = {}
-        output, latent = _network(
-            g, model, "image", "gray", whole_upsample, _measure_norm(g, stats, (0, 2, 3))
+    return upsample
+
+
+def _placed_upsample(g: _Graph, doubler: str) -> _Upsample:
+    """Upsampling of a tile at the whole image's positions, from the ``roi`` input (:func:`tile_roi`)."""
+    edge = g.const("edge.pads", np.array([1, 1, 1, 1], dtype=np.int64))
+    edge_axes = g.const("edge.axes", np.array([2, 3], dtype=np.int64))
+
+    def upsample(x: str, level: int) -> str:
+        roi = g.op(
+            "Gather", ["roi", g.const(f"roi.index{level}", np.array(level - 6, dtype=np.int64))], axis=0
         )
-        g.op("Identity", [output], name="output")
-        g.op("Identity", [latent], name="latent")
-        flat = g.const("stats.flat", np.array([-1], dtype=np.int64))
-        outputs = [
-            helper.make_tensor_value_info("output", tp.FLOAT, [1, 3, "H", "W"]),
-            helper.make_tensor_value_info("latent", tp.FLOAT, [1, 3, "H", "W"]),
-        ]
-        for key, channels in _bn_keys(model):
-            mean, var = stats[key]
-            g.op("Reshape", [mean, flat], name=f"bn{key}.mean")
-            g.op("Reshape", [var, flat], name=f"bn{key}.var")
-            outputs += [
-                helper.make_tensor_value_info(f"bn{key}.mean", tp.FLOAT, [channels]),
-                helper.make_tensor_value_info(f"bn{key}.var", tp.FLOAT, [channels]),
-            ]
-    else:
-        inputs = [
-            helper.make_tensor_value_info("image", tp.FLOAT, ["N", 3, "H", "W"]),
-            helper.make_tensor_value_info("gray", tp.FLOAT, ["N", 1, "H", "W"]),
-            helper.make_tensor_value_info("roi", tp.FLOAT, [4, 8]),
-        ]
-        if per_image:
-            for key, channels in _bn_keys(model):
-                inputs += [
-                    helper.make_tensor_value_info(f"bn{key}.mean", tp.FLOAT, [channels]),
-                    helper.make_tensor_value_info(f"bn{key}.var", tp.FLOAT, [channels]),
-                ]
+        # One replicated pixel around the tile: samples that fall just outside it (at its border)
+        # read the edge value, as PyTorch's clamped indices do, instead of the extrapolation value.
+        padded = g.op("Pad", [x, edge, "", edge_axes], mode="edge")
+        return g.op(
+            "Resize",
+            [padded, roi, "", g.op("Mul", [g.op("Shape", [x]), doubler])],
+            mode="linear",
+            coordinate_transformation_mode="tf_crop_and_resize",
+            extrapolation_value=0.0,
+        )
 
-        edge = g.const("edge.pads", np.array([1, 1, 1, 1], dtype=np.int64))
-        edge_axes = g.const("edge.axes", np.array([2, 3], dtype=np.int64))
+    return upsample
 
-        def upsample(x: str, level: int) -> str:
-            roi = g.op(
-                "Gather", ["roi", g.const(f"roi.index{level}", np.array(level - 6, dtype=np.int64))], axis=0
-            )
-            # One replicated pixel around the tile: samples that fall just outside it (at its border)
-            # read the edge value, as PyTorch's clamped indices do, instead of the extrapolation value.
-            padded = g.op("Pad", [x, edge, "", edge_axes], mode="edge")
-            return g.op(
-                "Resize",
-                [padded, roi, "", g.op("Mul", [g.op("Shape", [x]), doubler])],
-                mode="linear",
-                coordinate_transformation_mode="tf_crop_and_resize",
-                extrapolation_value=0.0,
-            )
 
-        norm = _input_norm(g) if per_image else _running_norm(g)
-        output, latent = _network(g, model, "image", "gray", upsample, norm)
-        g.op("Identity", [output], name="output")
-        g.op("Identity", [latent], name="latent")
-        outputs = [
-            helper.make_tensor_value_info("output", tp.FLOAT, ["N", 3, "H", "W"]),
-            helper.make_tensor_value_info("latent", tp.FLOAT, ["N", 3, "H", "W"]),
-        ]
-
+def _finish(
+    g: _Graph, model: EnlightenGenerator, graph: GraphName, inputs: list[Any], outputs: list[Any], opset: int
+) -> onnx.ModelProto:
+    """The model holding ``g`` with its inputs and outputs, the opset and a ``doc_string``."""
+    helper = g.onnx.helper
     body = helper.make_graph(g.nodes, f"enlightengan_{graph}", inputs, outputs, g.initializers)
     proto = helper.make_model(
         body, opset_imports=[helper.make_opsetid("", opset)], producer_name="enlightengan", ir_version=8
     )
-    statistics = " BatchNorm: each image's own statistics." if per_image else ""
-    proto.doc_string = (
-        "EnlightenGAN generator (Jiang et al., IEEE TIP 2021). "
-        + {
-            "full": "input: RGB [0,1] NCHW float32, any H, W >= 9; output: enhanced RGB [0,1], clipped.",
-            "tiles": "tiles graph: image [-1,1], gray [0,1], roi 4x8 (tf_crop_and_resize); "
-            "output, latent [-1,1].",
-            "statistics": "statistics graph: image [-1,1] and gray [0,1] of one 16-aligned image; "
-            "outputs: each BatchNorm's mean and unbiased variance.",
-        }[graph]
-        + statistics
-    )
+    statistics = " BatchNorm: each image's own statistics." if model.config.per_image else ""
+    proto.doc_string = "EnlightenGAN generator (Jiang et al., IEEE TIP 2021). " + _DOCS[graph] + statistics
     return proto
 
 
-def tile_roi(height: int, width: int, placement: Placement | None) -> np.ndarray:
-    """The ``4 x 8`` ``roi`` input of the ``"tiles"`` graph for a ``height x width`` tile.
+def _two_pass_output(
+    g: _Graph,
+    model: EnlightenGenerator,
+    image: str,
+    padded: tuple[str, str],
+    upsample: _Upsample,
+    stats_max_pixels: int,
+) -> str:
+    """The padded output of a per-image BatchNorm model on ``image`` (``[-1, 1]``; ``padded``: it and
+    its attention map on the 16-pixel grid): statistics measured on the statistics copy, then, only
+    when that copy is not the image itself, a second pass normalised with them (an ``If``)."""
+    helper, tp = g.onnx.helper, g.onnx.TensorProto
+    one, half = g.const("one", np.float32(1.0)), g.const("half", np.float32(0.5))
+    # Pass 1 (training-mode BatchNorm on a batch of one): each image's statistics, measured on its
+    # statistics copy, padded to the grid as the model pads.
+    small, resized = _statistics_copy(g, image, stats_max_pixels)
+    small_gray = _attention(g, g.op("Mul", [g.op("Add", [small, one]), half]))
+    (small_p, small_gray_p), *_ = _pad_to_grid(g, [small, small_gray], small)
+    stats: dict[str, tuple[str, str]] = {}
+    first_pass, _ = _network(g, model, small_p, small_gray_p, upsample, _measure_norm(g, stats, (2, 3)))
+    # Pass 2, only when the copy is not the image itself: the image with those statistics.
+    with g.branch() as second_nodes:
+        second_pass, _ = _network(g, model, *padded, upsample, _given_norm(g, stats))
+    with g.branch() as same_nodes:
+        same = g.op("Identity", [first_pass])
+    return g.op(
+        "If",
+        [resized],
+        then_branch=helper.make_graph(
+            second_nodes, "second_pass", [], [helper.make_tensor_value_info(second_pass, tp.FLOAT, None)]
+        ),
+        else_branch=helper.make_graph(
+            same_nodes, "first_pass", [], [helper.make_tensor_value_info(same, tp.FLOAT, None)]
+        ),
+    )
 
-    Row ``k`` serves the ``k``-th decoder upsampling (to 1/8, 1/4, 1/2 and full resolution). The
-    graph pads the ``L`` input samples of an axis with one replicated sample on each side, and
-    ``tf_crop_and_resize`` makes output sample ``j`` (of ``2 L``) read padded position
-    ``start (L + 1) + j (end - start) (L + 1) / (2 L - 1)``. The whole image's ``align_corners=True``
-    upsampling reads tile position ``j s + o s - o / 2``, with ``o`` the tile's first output sample
-    and ``s = (n - 1) / (2 n - 1)`` for an axis of ``n`` output samples; so
-    ``start = (o s - o / 2 + 1) / (L + 1)`` and ``end = start + s (2 L - 1) / (L + 1)``.
+
+def build_full_graph(
+    model: EnlightenGenerator, *, opset: int = DEFAULT_OPSET, stats_max_pixels: int = STATS_MAX_PIXELS
+) -> onnx.ModelProto:
+    """The ``"full"`` graph of ``model`` (what ``enlightengan export`` writes; see the module doc).
+
+    Args:
+        model: the generator (its weights are copied into the graph).
+        opset: ONNX opset.
+        stats_max_pixels: a per-image model's graph measures statistics on a copy shrunk to about
+            this many pixels (:func:`~enlightengan.models.batchnorm.statistics_image`).
+
+    Raises:
+        OptionalDependencyError: ``onnx`` is not installed.
     """
-    full_h, full_w = (height, width) if placement is None else (placement.height, placement.width)
-    top, left = (0, 0) if placement is None else (placement.top, placement.left)
-    roi = np.zeros((4, 8), dtype=np.float64)
-    roi[:, 4:6] = 1.0  # batch and channel axes: the identity
-    for k, scale_level in enumerate((8, 4, 2, 1)):
-        for axis, (offset, size, full) in enumerate(((top, height, full_h), (left, width, full_w))):
-            o = offset // scale_level
-            length = size // (2 * scale_level)  # input samples of this axis in the tile
-            n_out = full // scale_level
-            step = (n_out // 2 - 1) / (n_out - 1)
-            start = (o * step - o / 2 + 1) / (length + 1)
-            end = start + step * (2 * length - 1) / (length + 1)
-            roi[k, 2 + axis] = start
-            roi[k, 6 + axis] = end
-    return roi.astype(np.float32)
+    g, doubler = _start()
+    helper, tp = g.onnx.helper, g.onnx.TensorProto
+    upsample = _whole_upsample(g, doubler)
+    inputs = [helper.make_tensor_value_info("input", tp.FLOAT, ["N", 3, "H", "W"])]
+    one = g.const("one", np.float32(1.0))
+    two = g.const("two", np.float32(2.0))
+    half = g.const("half", np.float32(0.5))
+    # image in [-1, 1]; gray = 1 - luminance, attention_map's formula on 2 * input - 1.
+    image = g.op("Sub", [g.op("Mul", ["input", two]), one])
+    gray = _attention(g, "input")
+    (image_p, gray_p), hw, first, axes = _pad_to_grid(g, [image, gray], "input")
+    if model.config.per_image:
+        output = _two_pass_output(g, model, image, (image_p, gray_p), upsample, stats_max_pixels)
+    else:
+        output, _ = _network(g, model, image_p, gray_p, upsample, _running_norm(g))
+    cropped = g.op("Slice", [output, first, g.op("Add", [first, hw]), axes])
+    rgb = g.op("Mul", [g.op("Add", [cropped, one]), half])
+    g.op("Clip", [rgb, g.const("zero", np.float32(0.0)), one], name="output")
+    outputs = [helper.make_tensor_value_info("output", tp.FLOAT, ["N", 3, "H", "W"])]
+    return _finish(g, model, "full", inputs, outputs, opset)
+
+
+def build_tiles_graph(model: EnlightenGenerator, *, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
+    """The ``"tiles"`` graph of ``model`` (the ONNX Runtime backend's; see the module doc).
+
+    Per-image BatchNorm models take each layer's statistics as inputs ``bn{key}.mean``, ``bn{key}.var``.
+
+    Raises:
+        OptionalDependencyError: ``onnx`` is not installed.
+    """
+    g, doubler = _start()
+    helper, tp = g.onnx.helper, g.onnx.TensorProto
+    inputs = [
+        helper.make_tensor_value_info("image", tp.FLOAT, ["N", 3, "H", "W"]),
+        helper.make_tensor_value_info("gray", tp.FLOAT, ["N", 1, "H", "W"]),
+        helper.make_tensor_value_info("roi", tp.FLOAT, [4, 8]),
+    ]
+    if model.config.per_image:
+        for key, channels in _bn_keys(model):
+            inputs += [
+                helper.make_tensor_value_info(f"bn{key}.mean", tp.FLOAT, [channels]),
+                helper.make_tensor_value_info(f"bn{key}.var", tp.FLOAT, [channels]),
+            ]
+    upsample = _placed_upsample(g, doubler)
+    norm = _input_norm(g) if model.config.per_image else _running_norm(g)
+    output, latent = _network(g, model, "image", "gray", upsample, norm)
+    g.op("Identity", [output], name="output")
+    g.op("Identity", [latent], name="latent")
+    outputs = [
+        helper.make_tensor_value_info("output", tp.FLOAT, ["N", 3, "H", "W"]),
+        helper.make_tensor_value_info("latent", tp.FLOAT, ["N", 3, "H", "W"]),
+    ]
+    return _finish(g, model, "tiles", inputs, outputs, opset)
+
+
+def build_statistics_graph(model: EnlightenGenerator, *, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
+    """The ``"statistics"`` graph of a per-image BatchNorm ``model`` (see the module doc).
+
+    Raises:
+        OptionalDependencyError: ``onnx`` is not installed.
+        ValueError: ``model`` normalises with running statistics.
+    """
+    g, doubler = _start()
+    if not model.config.per_image:
+        raise ValueError("the statistics graph is for per-image BatchNorm models")
+    helper, tp = g.onnx.helper, g.onnx.TensorProto
+    upsample = _whole_upsample(g, doubler)
+    inputs = [
+        helper.make_tensor_value_info("image", tp.FLOAT, [1, 3, "H", "W"]),
+        helper.make_tensor_value_info("gray", tp.FLOAT, [1, 1, "H", "W"]),
+    ]
+    stats: dict[str, tuple[str, str]] = {}
+    output, latent = _network(g, model, "image", "gray", upsample, _measure_norm(g, stats, (0, 2, 3)))
+    g.op("Identity", [output], name="output")
+    g.op("Identity", [latent], name="latent")
+    flat = g.const("stats.flat", np.array([-1], dtype=np.int64))
+    outputs = [
+        helper.make_tensor_value_info("output", tp.FLOAT, [1, 3, "H", "W"]),
+        helper.make_tensor_value_info("latent", tp.FLOAT, [1, 3, "H", "W"]),
+    ]
+    for key, channels in _bn_keys(model):
+        mean, var = stats[key]
+        g.op("Reshape", [mean, flat], name=f"bn{key}.mean")
+        g.op("Reshape", [var, flat], name=f"bn{key}.var")
+        outputs += [
+            helper.make_tensor_value_info(f"bn{key}.mean", tp.FLOAT, [channels]),
+            helper.make_tensor_value_info(f"bn{key}.var", tp.FLOAT, [channels]),
+        ]
+    return _finish(g, model, "statistics", inputs, outputs, opset)
+
+
+def build_onnx(
+    model: EnlightenGenerator,
+    *,
+    graph: GraphName = "full",
+    opset: int = DEFAULT_OPSET,
+    stats_max_pixels: int = STATS_MAX_PIXELS,
+) -> onnx.ModelProto:
+    """The ONNX graph ``graph`` of ``model``: :func:`build_full_graph`, :func:`build_tiles_graph` or
+    :func:`build_statistics_graph` (per-image models only).
+
+    Raises:
+        OptionalDependencyError: ``onnx`` is not installed.
+        ValueError: unknown ``graph``, or a statistics graph of a running-BatchNorm model.
+    """
+    if graph == "full":
+        return build_full_graph(model, opset=opset, stats_max_pixels=stats_max_pixels)
+    if graph == "tiles":
+        return build_tiles_graph(model, opset=opset)
+    if graph == "statistics":
+        return build_statistics_graph(model, opset=opset)
+    raise ValueError(f"graph must be 'full', 'tiles' or 'statistics', got {graph!r}")
 
 
 def export_onnx(
@@ -536,7 +577,7 @@ def export_onnx(
         onnx.checker.ValidationError: the graph is invalid (a bug: please report it).
     """
     onnx_module = require("onnx", "onnx")
-    proto = build_onnx(model.eval(), graph="full", opset=opset)
+    proto = build_full_graph(model.eval(), opset=opset)
     onnx_module.checker.check_model(proto, full_check=True)
     target = Path(path)
     if target.parent and not target.parent.exists():

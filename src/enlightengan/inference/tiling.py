@@ -1,6 +1,6 @@
 """Exact inference of the generator on images of any size, in bounded memory, by overlapping tiles.
 
-The released code halves every image wider than 2200 px to fit in memory (REFERENCE.md); this module
+The released code halves every image wider than 2200 px to fit in memory; this module
 never rescales. It computes what :class:`~enlightengan.models.generator.EnlightenGenerator` computes
 on the whole image, tile by tile:
 
@@ -10,7 +10,7 @@ on the whole image, tile by tile:
 2. the padded image is cut into 16-aligned tiles that overlap by ``margin`` pixels on every inner
    side; grid alignment makes every max-pool and attention-map pyramid of a tile equal to the whole
    image's, and the backends sample the ``align_corners=True`` upsampling at the whole image's
-   positions (:class:`~enlightengan.backends.Placement`);
+   positions (:class:`~enlightengan.inference.placement.Placement`);
 3. each tile's centre (its core) is kept. What differs from untiled inference is only the effect of
    the zero padding that the convolutions see at the tile borders, which fades with the distance from
    the border.
@@ -38,8 +38,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .backends import Backend, Placement
-from .models.generator import MULTIPLE, GeneratorOutput, attention_map, crop_padding, pad_to_multiple
+from ..models.generator import GeneratorOutput
+from ..models.ops import MULTIPLE, attention_map, crop_padding, pad_to_multiple
+from .backend import Backend
+from .placement import Placement
 
 __all__ = [
     "BYTES_PER_PIXEL_PER_WIDTH",
@@ -63,7 +65,7 @@ DEFAULT_MARGIN = 48
 #: Working memory of the torch backend per pixel of a tile and per unit of base width, from the
 #: peak resident memory measured at the published width 32: 550 bytes per pixel for a whole image,
 #: 560-730 for a placed tile, more across a sequence of tiles of different shapes (the C allocator's
-#: fragmentation); 30 x 32 = 960 keeps a 12 MP image under 1.5 GB (benchmarks/RESULTS.md).
+#: fragmentation); 24 x 32 = 768 keeps a 12 MP image under 1.5 GB (benchmarks/RESULTS.md).
 BYTES_PER_PIXEL_PER_WIDTH = 24
 
 #: The automatic tile size never plans for more than this many bytes (1 GiB): it keeps a 12 MP
@@ -341,7 +343,7 @@ def tiled_output(
     """The generator's ``forward(image, gray).output`` computed tile by tile in bounded memory.
 
     Args:
-        backend: what runs the network on each tile (:mod:`enlightengan.backends`).
+        backend: what runs the network on each tile (:mod:`enlightengan.inference.backend`).
         image: ``N x 3 x H x W`` RGB in ``[-1, 1]``, any ``H, W >= 1``.
         gray: ``N x 1 x H x W`` attention map in ``[0, 1]``; default :func:`attention_map` of ``image``.
         tile: the largest tile side in pixels (rounded down to a multiple of 16); ``None`` chooses the

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .image_io import from_tensor
-from .models.generator import attention_map
+from ..image_io import from_tensor
+from ..models.ops import attention_map
 
 __all__ = ["DenoiseConfig", "attention_denoise", "denoise_weight", "require_opencv"]
 

@@ -31,19 +31,17 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 from torch import Tensor
 
-from ._atomic import atomic_path
+from .._atomic import atomic_path
+from .._optional import require
+from .denoise import attention_denoise
 
 __all__ = [
-    "VIDEO_SUFFIXES",
     "FlickerMeter",
     "LatentSource",
     "TemporalSmoother",
     "VideoReport",
     "enhance_video",
 ]
-
-#: File suffixes (lower case) treated as videos by ``enlightengan enhance``.
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 
 #: The coarse component of the residual is taken at 1/COARSE of the frame size.
 COARSE = 16
@@ -178,8 +176,6 @@ def enhance_video(
         OptionalDependencyError: PyAV is not installed.
         ValueError: the file has no video stream or cannot be decoded.
     """
-    from .export import require
-
     av = require("av", "video")
     smoother = TemporalSmoother(smoothing)
     source, target = Path(source), Path(target)
@@ -271,7 +267,5 @@ def _enhance_frame(
         output = image + enhancer.strength * latent
         denoise = getattr(enhancer, "denoise", None)  # an Enhancer's attention-guided denoising
         if denoise is not None:
-            from .denoise import attention_denoise
-
             output = attention_denoise(output.clamp(-1.0, 1.0), image, denoise)
         return _to_rgb(output)

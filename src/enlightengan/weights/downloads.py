@@ -1,74 +1,29 @@
-"""Pretrained weights declared as data, downloaded once into the torch hub cache and verified.
+"""Weights declared for download: fetched once into the torch hub cache and verified.
 
-A :class:`WeightsSpec` names a published file (URL, SHA-256, licence, the input it expects).
-:func:`cached_path` returns its local copy in ``<torch hub dir>/checkpoints/<filename>`` (the folder
-torchvision uses, so one download serves both; ``$TORCH_HOME/hub/checkpoints`` when ``TORCH_HOME`` is
-set), downloading it first if needed. A download goes to a temporary file beside the target, its
-SHA-256 is checked, and only then is it renamed onto the target: an interrupted or corrupted download
-never leaves a file that looks cached. Offline, the error says which URL to fetch and where to put it.
+A :class:`~enlightengan.weights.spec.WeightsSpec` with a ``url`` names a published file (URL,
+SHA-256, licence, the input it expects). :func:`cached_path` returns its local copy in
+``<torch hub dir>/checkpoints/<filename>`` (the folder torchvision uses, so one download serves both;
+``$TORCH_HOME/hub/checkpoints`` when ``TORCH_HOME`` is set), downloading it first if needed. A download
+goes to a temporary file beside the target, its SHA-256 is checked, and only then is it renamed onto
+the target: an interrupted or corrupted download never leaves a file that looks cached. Offline, the
+error says which URL to fetch and where to put it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import http.client
-import re
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
-from ._atomic import atomic_path
+from .._atomic import atomic_path
+from .spec import WeightsSpec, sha256_file
 
-__all__ = [
-    "VGG16_TORCHVISION",
-    "WeightsSpec",
-    "WeightsUnavailableError",
-    "cached_path",
-    "hub_dir",
-    "sha256_file",
-]
-
-_HEX = re.compile(r"[0-9a-f]{8,64}")
+__all__ = ["VGG16_TORCHVISION", "WeightsUnavailableError", "cached_path", "hub_dir"]
 
 
 class WeightsUnavailableError(RuntimeError):
     """Weights that are neither cached nor downloadable; the message says what to fetch and where."""
-
-
-@dataclass(frozen=True)
-class WeightsSpec:
-    """A published weights file.
-
-    Attributes:
-        name: a short identifier for messages.
-        url: where the file is downloaded from.
-        filename: its name in the cache folder.
-        sha256: the file's full SHA-256 (64 hex digits) or a prefix of at least 8 (torchvision puts the
-            first 8 hex digits of the SHA-256 into its file names and checks only those).
-        licence: the licence of the weights.
-        input_format: what the network expects as input (channel order, range, normalisation).
-        description: one line for humans.
-    """
-
-    name: str
-    url: str
-    filename: str
-    sha256: str
-    licence: str
-    input_format: str
-    description: str
-
-    def __post_init__(self) -> None:
-        if not _HEX.fullmatch(self.sha256):
-            raise ValueError(
-                f"WeightsSpec {self.name!r}: sha256 must be 8 to 64 lower-case hex digits, "
-                f"got {self.sha256!r}"
-            )
-        if not self.filename or "/" in self.filename or "\\" in self.filename:
-            raise ValueError(
-                f"WeightsSpec {self.name!r}: filename must be a plain file name, got {self.filename!r}"
-            )
 
 
 #: torchvision's ImageNet VGG-16 (``torchvision.models.vgg16(weights="IMAGENET1K_V1")``).
@@ -90,15 +45,6 @@ def hub_dir() -> Path:
     return Path(torch.hub.get_dir())
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in ``chunk``-byte blocks."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _where(spec: WeightsSpec, target: Path) -> str:
     return f"download {spec.url} and save it as {target} (or pass the path of a copy you already have)"
 
@@ -118,18 +64,20 @@ def cached_path(
         ``hub_dir() / "checkpoints" / spec.filename``, whose SHA-256 matches ``spec.sha256``.
 
     Raises:
+        ValueError: ``spec`` declares no URL or no SHA-256 (not a download).
         WeightsUnavailableError: not cached and ``download`` is False; the download failed (offline,
             refused, HTTP error, timeout); the downloaded or cached file's SHA-256 does not match. The
             message gives the URL and the exact path to put the file at.
     """
+    if spec.url is None or spec.sha256 is None:
+        raise ValueError(f"{spec.name} is not declared for download (it needs a url and a sha256)")
     target = hub_dir() / "checkpoints" / spec.filename
     if target.is_file():
         digest = sha256_file(target)
-        if not digest.startswith(spec.sha256):
+        if not spec.matches(digest):
             raise WeightsUnavailableError(
                 f"{target} is not the expected {spec.name} file: its SHA-256 is {digest}, expected "
-                f"{spec.sha256}{'...' if len(spec.sha256) < 64 else ''}. Delete it, then "
-                + _where(spec, target)
+                f"{spec.expected}. Delete it, then " + _where(spec, target)
             )
         return target
     if not download:
@@ -141,12 +89,11 @@ def cached_path(
         with atomic_path(target) as tmp:
             _download(spec.url, tmp, progress=progress, timeout=timeout)
             digest = sha256_file(tmp)
-            if not digest.startswith(spec.sha256):
+            if not spec.matches(digest):
                 # raising inside atomic_path deletes the temporary file and leaves no target
                 raise WeightsUnavailableError(
-                    f"the file downloaded from {spec.url} has SHA-256 {digest}, expected {spec.sha256}"
-                    f"{'...' if len(spec.sha256) < 64 else ''}; it was deleted. Try again later, or "
-                    + _where(spec, target)
+                    f"the file downloaded from {spec.url} has SHA-256 {digest}, expected {spec.expected}; "
+                    "it was deleted. Try again later, or " + _where(spec, target)
                 )
     except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
         # URLError covers HTTP errors and refused connections; OSError covers timeouts, resets and
