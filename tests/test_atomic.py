@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,6 +74,20 @@ def test_permissions_follow_the_umask_as_a_plain_open(tmp_path: Path, umask: Non
     mode = stat.S_IMODE((tmp_path / "atomic.txt").stat().st_mode)
     assert mode == 0o666 & ~mask  # 0o644, 0o600, 0o664: not mkstemp's 0o600 whatever the umask
     assert mode == stat.S_IMODE(plain.stat().st_mode)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_a_writer_that_replaces_the_file_still_gets_the_umask_mode(tmp_path: Path, umask: None) -> None:
+    # What safetensors >= 0.7 does with the path it is given: write a private file, rename it there.
+    os.umask(0o022)
+    with atomic_path(tmp_path / "weights.safetensors") as tmp:
+        fd, private = tempfile.mkstemp(dir=tmp_path)  # mode 0o600
+        os.write(fd, b"tensors")
+        os.close(fd)
+        os.replace(private, tmp)
+    written = tmp_path / "weights.safetensors"
+    assert written.read_bytes() == b"tensors"
+    assert stat.S_IMODE(written.stat().st_mode) == 0o644
 
 
 def test_each_write_gets_its_own_temporary_file(tmp_path: Path) -> None:

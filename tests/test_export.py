@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +79,23 @@ def test_export_command_writes_atomically(tmp_path: Path, capsys: pytest.Capture
     assert main(["export", "--weights", str(weights), "--onnx", str(tmp_path / "no" / "m.onnx")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main(["export", "--weights", str(tmp_path / "missing.pth"), "--onnx", str(out)]) == 2
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+@pytest.mark.parametrize("mask", [0o022, 0o007], ids=["umask-022", "umask-007"])
+def test_exported_files_follow_the_umask(tmp_path: Path, mask: int) -> None:
+    weights = save_generator(randomised_generator(), tmp_path / "g.safetensors")
+    previous = os.umask(mask)
+    try:
+        status = main(
+            ["export", "--weights", str(weights), "--safetensors", str(tmp_path / "out.safetensors"),
+             "--onnx", str(tmp_path / "out.onnx")]
+        )  # fmt: skip
+    finally:
+        os.umask(previous)
+    assert status == 0
+    for name in ("out.safetensors", "out.onnx"):  # as a plain open() would create them
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~mask, name
 
 
 def _per_image(model: EnlightenGenerator) -> EnlightenGenerator:
