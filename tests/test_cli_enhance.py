@@ -24,7 +24,7 @@ from enlightengan.models.checkpoint import save_generator
 from enlightengan.models.generator import EnlightenGenerator, GeneratorConfig
 from enlightengan.weights import bundled as weights_module
 
-from .conftest import make_dark_rgb
+from .conftest import make_dark_rgb, png_declaring
 
 
 @pytest.fixture(scope="module")
@@ -341,6 +341,20 @@ def test_max_pixels_and_quiet(tmp_path: Path, weights: Path, capsys: pytest.Capt
     assert sorted(p.name for p in out.iterdir()) == ["small.png"]
     status, err = run(capsys, folder / "small.png", "-o", out, "--weights", weights, "--quiet")
     assert status == 0 and err == ""  # quiet and nothing went wrong: silence
+
+
+def test_a_decompression_bomb_gets_the_projects_message(
+    tmp_path: Path, weights: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_declaring(100_000, 100_000))
+    status, err = run(capsys, bomb, "-o", tmp_path / "out", "--weights", weights)
+    assert status == 1
+    assert (
+        "bomb.png: too many pixels: 100000 x 100000 = 10,000,000,000, over the limit of 120,000,000 "
+        "(raise it with --max-pixels" in err
+    )
+    assert "DOS" not in err and "decompression bomb" not in err  # not Pillow's own words
 
 
 # --- the installed console script ---------------------------------------------------------------------

@@ -16,6 +16,7 @@ from PIL import Image, ImageCms
 from enlightengan.image_io import (
     ImageReadError,
     LoadedImage,
+    declared_size,
     from_tensor,
     prepare,
     read_image,
@@ -23,7 +24,7 @@ from enlightengan.image_io import (
     write_image,
 )
 
-from .conftest import make_dark_rgb
+from .conftest import make_dark_rgb, png_declaring
 
 ORIENTATION = 0x0112
 
@@ -143,12 +144,30 @@ def test_too_many_pixels(tmp_path: Path) -> None:
         read_image(path, max_pixels=199)
 
 
-def test_pillow_decompression_bomb_limit_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_header_beyond_pillows_limit_gets_the_projects_message(tmp_path: Path) -> None:
     path = tmp_path / "bomb.png"
-    Image.new("L", (20, 10)).save(path)
+    path.write_bytes(png_declaring(100_000, 100_000))  # 10 gigapixels: past Pillow's 179 MP as well
+    with pytest.raises(ImageReadError) as caught:
+        read_image(path)
+    assert caught.value.reason == (
+        "too many pixels: 100000 x 100000 = 10,000,000,000, over the limit of 120,000,000 "
+        "(raise it with --max-pixels / max_pixels if the image is genuine)"
+    )
+    assert declared_size(path) == (100_000, 100_000)
+
+
+def test_max_pixels_is_the_only_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "photo.png"
+    Image.fromarray(make_dark_rgb(10, 20)).save(path)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50)  # Pillow refuses more than twice this at open
-    with pytest.raises(ImageReadError, match="too many pixels"):
-        read_image(path, max_pixels=10**9)
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(path)
+    # max_pixels allows it: read whole and correct, although Pillow's own limit would refuse it
+    assert np.array_equal(np.asarray(read_image(path, max_pixels=10**9).image), make_dark_rgb(10, 20))
+    assert declared_size(path) == (20, 10)
+    with pytest.raises(ImageReadError, match=r"too many pixels: 20 x 10 = 200, over the limit of 150 \("):
+        read_image(path, max_pixels=150)
+    assert Image.MAX_IMAGE_PIXELS == 50  # Pillow's setting is left as it was
 
 
 def test_permission_denied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,8 +19,9 @@ __all__ = [
 ]
 
 #: Default pixel limit of :func:`enlightengan.image_io.read_image` (about 120 megapixels: every camera
-#: photo, not a decompression bomb). Pillow's own limit, ``2 * Image.MAX_IMAGE_PIXELS`` (179 MP),
-#: applies too.
+#: photo, not a decompression bomb). It is the only limit: an image over Pillow's own
+#: (``2 * Image.MAX_IMAGE_PIXELS``, 179 MP) is read when a larger ``max_pixels`` allows it, and refused
+#: with its size and this limit otherwise.
 DEFAULT_MAX_PIXELS = 120_000_000
 
 #: File suffixes (lower case) taken as images when a folder is listed.

@@ -51,6 +51,7 @@ __all__ = [
     "ImageReadError",
     "LoadedImage",
     "PreparedImage",
+    "declared_size",
     "from_tensor",
     "prepare",
     "read_image",
@@ -190,6 +191,59 @@ def _upright_exif(image: Image.Image) -> bytes | None:
         return None
 
 
+def _open_beyond_pillow_limit(path: Path) -> Image.Image:
+    """``path`` opened as ``Image.open`` opens it, but without Pillow's decompression-bomb check.
+
+    Called when that check refused the file, which happens only past ``2 * Image.MAX_IMAGE_PIXELS``
+    (179 MP): the header is parsed by the format's plugin (nothing is decoded), so that the caller
+    can apply its own limit (``max_pixels``) and name the image's size. Pillow's global limit is not
+    touched (other threads keep it).
+
+    Raises:
+        UnidentifiedImageError: no plugin accepts the file.
+    """
+    Image.init()
+    with path.open("rb") as handle:
+        prefix = handle.read(16)
+    for name in Image.ID:
+        factory, accept = Image.OPEN[name]
+        verdict = True if accept is None else accept(prefix)
+        if not verdict or isinstance(verdict, str):
+            continue
+        try:
+            image: Image.Image = factory(str(path), str(path))  # a path: the image owns its file
+        except (SyntaxError, IndexError, TypeError, struct.error):
+            continue
+        return image
+    raise UnidentifiedImageError(f"cannot identify image file {str(path)!r}")
+
+
+def _too_many_pixels(path: Path, width: int, height: int, max_pixels: int) -> ImageReadError:
+    return ImageReadError(
+        path,
+        f"too many pixels: {width} x {height} = {width * height:,}, over the limit of {max_pixels:,} "
+        "(raise it with --max-pixels / max_pixels if the image is genuine)",
+    )
+
+
+def declared_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """The ``(width, height)`` an image file's header declares, whatever its size; nothing is decoded.
+
+    Raises:
+        UnidentifiedImageError: not an image Pillow can read.
+        OSError: the file cannot be opened.
+    """
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return image.size
+    except Image.DecompressionBombError:
+        with _open_beyond_pillow_limit(path) as image:
+            return image.size
+
+
 def _open_checked(path: Path, max_pixels: int) -> Image.Image:
     if not path.exists():
         raise ImageReadError(path, "no such file")
@@ -213,17 +267,16 @@ def _open_checked(path: Path, max_pixels: int) -> Image.Image:
             + (f", despite the {path.suffix} name" if path.suffix else ""),
         ) from exc
     except Image.DecompressionBombError as exc:
-        raise ImageReadError(path, f"too many pixels ({exc})") from exc
+        # Pillow's own limit (179 MP): the size is read again without it, and max_pixels decides.
+        try:
+            image = _open_beyond_pillow_limit(path)
+        except (UnidentifiedImageError, OSError) as inner:
+            raise ImageReadError(path, f"too many pixels ({exc})") from inner
     except OSError as exc:
         raise ImageReadError(path, f"cannot open ({exc.strerror or exc})") from exc
-    pixels = image.width * image.height
-    if pixels > max_pixels:
+    if image.width * image.height > max_pixels:
         image.close()
-        raise ImageReadError(
-            path,
-            f"too many pixels: {image.width} x {image.height} = {pixels:,}, over the limit of {max_pixels:,} "
-            "(raise it with --max-pixels / max_pixels if the image is genuine)",
-        )
+        raise _too_many_pixels(path, image.width, image.height, max_pixels)
     return image
 
 
