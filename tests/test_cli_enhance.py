@@ -223,6 +223,23 @@ def test_output_folder_under_a_file(
     assert status == 2 and "is not a folder" in err
 
 
+def test_no_input_found_leaves_no_output_folder(
+    tmp_path: Path, weights: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "out" / "nested"
+    for inputs in (["missing.png"], [str(tmp_path / "empty")], [str(tmp_path / "*.jpg")]):
+        status, err = run(capsys, *inputs, "-o", out, "--weights", weights)
+        assert status == 1 and "0 enhanced, 0 skipped, 1 failed" in err
+    # a shard that gets no job writes nothing either
+    Image.fromarray(make_dark_rgb(8, 8)).save(tmp_path / "a.png")
+    status, err = run(capsys, tmp_path / "a.png", "-o", out, "--weights", weights, "--shard", "2/2")
+    assert status == 0 and "0 enhanced" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "empty"]  # no out/ nor out/nested/
+    status, err = run(capsys, tmp_path / "a.png", "-o", out, "--weights", weights)
+    assert status == 0 and (out / "a.png").is_file()
+
+
 def test_unwritable_output_folder(
     tmp_path: Path, weights: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -456,14 +456,17 @@ def run(args: argparse.Namespace) -> int:
     out_dir: Path = args.output.expanduser()
     try:
         enhancer = _load_enhancer(args)
-        _prepare_output(out_dir)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise _UsageError(f"the output path {out_dir} exists and is not a folder")
+        plan = _plan(args.inputs, out_dir, args.recursive)
+        if args.shard is not None:
+            plan.jobs = _shard_jobs(plan.jobs, *args.shard)
+        if plan.jobs:  # nothing to write: no (empty) output folder is left behind
+            _prepare_output(out_dir)
     except _UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    plan = _plan(args.inputs, out_dir, args.recursive)
-    if args.shard is not None:
-        plan.jobs = _shard_jobs(plan.jobs, *args.shard)
     for source, reason in plan.failures:
         print(f"failed: {source}: {reason}", file=sys.stderr)
     enhanced, skipped, failures = _process(plan.jobs, len(plan.jobs), args, enhancer)
