@@ -290,8 +290,14 @@ def test_weights_from_environment(
 
 @pytest.mark.parametrize(
     "bad",
-    [["--strength", "-1"], ["--strength", "nan"], ["--max-pixels", "0"], ["--device", "gpu"]],
-    ids=["negative-strength", "nan-strength", "zero-pixels", "unknown-device"],
+    [
+        ["--strength", "-1"],
+        ["--strength", "nan"],
+        ["--strength", "5"],
+        ["--max-pixels", "0"],
+        ["--device", "gpu"],
+    ],
+    ids=["negative-strength", "nan-strength", "strength-over-2", "zero-pixels", "unknown-device"],
 )
 def test_bad_options_exit_2(
     tmp_path: Path, weights: Path, capsys: pytest.CaptureFixture[str], bad: list[str]

@@ -25,6 +25,7 @@ import torch
 from PIL import Image, ImageCms
 
 from enlightengan.cli import build_parser, main
+from enlightengan.formats import MAX_STRENGTH
 from enlightengan.image_io import read_image
 from enlightengan.inference import Enhancer
 from enlightengan.models.checkpoint import save_generator
@@ -93,7 +94,7 @@ def post_file(client: TestClient, data: bytes, name: str = "photo.png", query: s
 # --- results --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("strength", [None, 0.4, 0.0, 2.5])
+@pytest.mark.parametrize("strength", [None, 0.4, 0.0, 2.0])
 def test_multipart_png_matches_the_hand_formula(client: TestClient, strength: float | None) -> None:
     rgb = make_dark_rgb(37, 53)
     query = "" if strength is None else f"?strength={strength}"
@@ -266,11 +267,30 @@ def test_bad_requests_are_400(client: TestClient) -> None:
     assert extra.status_code == 200
 
 
-@pytest.mark.parametrize("value", ["-1", "nan", "inf", "bright"])
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "bright", "5", "2.01"])
 def test_bad_strength_is_400(client: TestClient, value: str) -> None:
     response = post_file(client, encode(make_dark_rgb(8, 8), "PNG"), query=f"?strength={value}")
     assert response.status_code == 400
     assert _detail(response).startswith("bad parameter: strength")
+
+
+def test_one_strength_range_for_the_api_the_page_and_the_commands(
+    client: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert MAX_STRENGTH == 2.0
+    assert client.get("/api/info").json()["max_strength"] == MAX_STRENGTH
+    slider = re.search(r'<input id="strength" type="range" min="(\S+)" max="(\S+)"', client.get("/").text)
+    assert slider is not None and (float(slider[1]), float(slider[2])) == (0.0, MAX_STRENGTH)
+    spec = client.get("/openapi.json").json()["paths"]["/api/enhance"]["post"]["parameters"][0]["schema"]
+    assert (spec["anyOf"][0]["minimum"], spec["anyOf"][0]["maximum"]) == (0, MAX_STRENGTH)
+    for command in ("enhance", "serve"):
+        argv = [command, "in.png", "-o", "out"] if command == "enhance" else [command]
+        assert build_parser().parse_args([*argv, "--strength", "2"]).strength == 2.0
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([*argv, "--strength", "2.5"])
+        assert "must be a number from 0 to 2" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="from 0 to 2"):
+        Enhancer(model=brightening_generator(), device="cpu", strength=5)
 
 
 def test_unsupported_mode_is_400(client: TestClient) -> None:
@@ -564,6 +584,7 @@ def test_serve_options() -> None:
         ["--queue", "-2"],
         ["--workers", "0"],
         ["--strength", "-0.5"],
+        ["--strength", "5"],
     ],
 )
 def test_serve_bad_options_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:

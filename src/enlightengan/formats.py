@@ -1,7 +1,8 @@
-"""What the package reads, as torch-free constants: file suffixes, pixel limits, luma weights, folder listing.
+"""What the package reads, as torch-free constants: file suffixes, pixel limits, luma weights, the
+strength range, folder listing.
 
 The command-line faces list folders and build their ``--help`` from these without importing the
-inference stack; :mod:`enlightengan.image_io` and the models use the same values.
+inference stack; :mod:`enlightengan.image_io`, the models and the Enhancer use the same values.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGE_SUFFIXES",
     "LUMA_WEIGHTS",
+    "MAX_STRENGTH",
     "VIDEO_SUFFIXES",
     "list_files",
 ]
@@ -33,6 +35,13 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 #: ITU-R BT.601 luma weights for R, G, B: Pillow's ``convert("L")`` and the generator's attention map
 #: (``1 - luminance``, Jiang et al., IEEE TIP 2021, Sec. III-C).
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+#: The largest enhancement strength (the scale of the generator's residual: 0 leaves the photo
+#: unchanged, 1 is the published model). One range, 0 to this, is checked alike by the Enhancer,
+#: ``enhance --strength``, ``serve --strength``, the API's ``?strength=`` and the page's slider; beyond
+#: twice the model's own brightening the shadows burn out to flat white.
+MAX_STRENGTH = 2.0
 
 
 def _hidden(path: Path, root: Path) -> bool:

@@ -7,6 +7,8 @@ import math
 import re
 from typing import Any
 
+from ..formats import MAX_STRENGTH
+
 __all__ = [
     "BACKEND_CHOICES",
     "DENOISE_STRENGTH",
@@ -14,6 +16,7 @@ __all__ = [
     "add_denoise_argument",
     "add_device_argument",
     "add_weights_argument",
+    "enhancement_strength",
     "natural_key",
     "non_negative_int",
     "positive_float",
@@ -44,6 +47,17 @@ def strength(text: str) -> float:
     value = _number(text)
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def enhancement_strength(text: str) -> float:
+    """``--strength``: a number from 0 to :data:`~enlightengan.formats.MAX_STRENGTH` (1 = the model)."""
+    value = _number(text)
+    if not math.isfinite(value) or not 0 <= value <= MAX_STRENGTH:
+        raise argparse.ArgumentTypeError(
+            f"must be a number from 0 to {MAX_STRENGTH:g} (1 = the published model, 0 = unchanged), "
+            f"got {text}"
+        )
     return value
 
 

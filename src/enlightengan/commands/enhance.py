@@ -20,6 +20,7 @@ from ._args import (
     add_denoise_argument,
     add_device_argument,
     add_weights_argument,
+    enhancement_strength,
     natural_key,
     positive_int,
     strength,
@@ -157,10 +158,10 @@ def register(subparsers: Any) -> None:
     add_device_argument(p)
     p.add_argument(
         "--strength",
-        type=strength,
+        type=enhancement_strength,
         default=1.0,
         metavar="S",
-        help="scale of the enhancement residual: 1 = the published model, 0 = unchanged (default: 1)",
+        help="scale of the enhancement residual, 0 to 2: 1 = the published model, 0 = unchanged (default: 1)",
     )
     p.add_argument(
         "--recursive",

@@ -11,10 +11,10 @@ from ._args import (
     add_backend_argument,
     add_device_argument,
     add_weights_argument,
+    enhancement_strength,
     non_negative_int,
     positive_float,
     positive_int,
-    strength,
 )
 
 __all__ = ["register", "run"]
@@ -73,10 +73,10 @@ def register(subparsers: Any) -> None:
     add_device_argument(p)
     p.add_argument(
         "--strength",
-        type=strength,
+        type=enhancement_strength,
         default=1.0,
         metavar="S",
-        help="default strength: 1 = the published model, 0 = unchanged (default: 1)",
+        help="default strength, 0 to 2: 1 = the published model, 0 = unchanged (default: 1)",
     )
     p.add_argument(
         "--max-upload-mb",

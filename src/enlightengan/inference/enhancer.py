@@ -33,6 +33,7 @@ from PIL import Image
 from torch import Tensor
 
 from ..devices import resolve_device
+from ..formats import MAX_STRENGTH
 from ..image_io import prepare
 from ..models.batchnorm import statistics_image
 from ..models.checkpoint import load_generator
@@ -67,8 +68,11 @@ def make_backend(name: BackendName | str, model: EnlightenGenerator) -> Statisti
 
 def _check_strength(strength: float) -> float:
     value = float(strength)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"strength must be a finite number >= 0 (1 = the published model), got {strength!r}")
+    if not math.isfinite(value) or not 0 <= value <= MAX_STRENGTH:
+        raise ValueError(
+            f"strength must be a number from 0 to {MAX_STRENGTH:g} (1 = the published model, 0 = unchanged), "
+            f"got {strength!r}"
+        )
     return value
 
 
@@ -109,8 +113,8 @@ class Enhancer:
             (:class:`~enlightengan.models.generator.GeneratorConfig`): with the running statistics, as
             the released weights are run, or, for per-image generators, with each image's own.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"`` (see :func:`resolve_device`).
-        strength: default residual scale: 1 is the published model, 0 the identity, between them a
-            milder enhancement.
+        strength: default residual scale, from 0 to :data:`~enlightengan.formats.MAX_STRENGTH` (2): 1 is
+            the published model, 0 the identity, between them a milder enhancement.
         tile: largest tile side in pixels for large images; ``None`` sizes tiles from the memory
             available (an image that fits runs in one piece). Tiled results equal untiled ones (see
             :mod:`enlightengan.inference.tiling`).

@@ -5,7 +5,7 @@ Routes:
 ==========================  ===================================================================
 ``GET /``                   the page: drop photos, compare before/after, set the strength, download
 ``POST /api/enhance``       one image in (multipart field ``file``, or the raw body), the enhanced
-                            image out in the same format; query ``strength`` (>= 0, default: the
+                            image out in the same format; query ``strength`` (0 to 2, default: the
                             server's); errors are JSON ``{"detail": "..."}``: 400 not an image or a
                             bad parameter, 413 too many bytes or pixels, 503 busy (``Retry-After``)
 ``GET /api/info``           the server's limits and defaults (the page reads them)
@@ -40,6 +40,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
 from .._version import __version__
+from ..formats import MAX_STRENGTH
 from .config import ServerConfig
 from .jobs import JobQueue, QueueFullError
 from .pipeline import EnhancedFile, Pixels, enhance_file
@@ -204,12 +205,13 @@ def create_app(enhancer: Enhancer, config: ServerConfig | None = None) -> FastAP
 
     @app.get("/api/info", summary="Limits and defaults")
     async def info() -> dict[str, Any]:
-        """The default strength, the device, and the upload limits (bytes, pixels) of this server."""
+        """The default strength and its range, the device, and the upload limits (bytes, pixels)."""
         return {
             "name": "enlightengan",
             "version": __version__,
             "device": str(enhancer.device),
             "strength": enhancer.strength,
+            "max_strength": MAX_STRENGTH,
             "max_upload_bytes": settings.max_upload_bytes,
             "max_pixels": settings.max_pixels,
             "workers": settings.workers,
@@ -228,9 +230,10 @@ def create_app(enhancer: Enhancer, config: ServerConfig | None = None) -> FastAP
         strength: float | None = Query(
             None,
             ge=0,
+            le=MAX_STRENGTH,
             allow_inf_nan=False,
-            description="scale of the enhancement: 1 = the published model, 0 = unchanged; "
-            "default: the server's --strength",
+            description=f"scale of the enhancement, 0 to {MAX_STRENGTH:g}: 1 = the published model, "
+            "0 = unchanged; default: the server's --strength",
         ),
     ) -> Response:
         """Send an image (multipart field ``file``, or the raw body); get it back enhanced, same format."""

@@ -146,6 +146,7 @@ async function loadInfo() {
     const info = await (await fetch("/api/info")).json();
     page.strength = info.strength;
     page.maxUploadBytes = info.max_upload_bytes;
+    $("#strength").max = String(info.max_strength);  // the range the server accepts
     $("#strength").value = String(info.strength);
     $("#strength-value").textContent = Number(info.strength).toFixed(2);
     const megapixels = (info.max_pixels / 1e6).toFixed(0);
