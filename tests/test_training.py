@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -52,6 +55,33 @@ def test_tiny_run_writes_everything(tiny_data: tuple[Path, Path], tmp_path: Path
     for key in ("opt_g", "opt_dg", "opt_dl", "schedulers", "patch_rng", "torch_rng", "config"):
         assert key in state
     assert not list(run_dir.rglob("*.part*"))
+
+
+def test_max_steps_is_the_length_past_the_configured_epochs(
+    tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # 2 epochs of 4 steps, the last one decaying; max_steps 11 asks for more than the 8 steps they hold
+    trainer = Trainer(tiny_config(*tiny_data, **{"optim.max_steps": 11}), tmp_path / "run", progress=False)
+    assert trainer.steps_per_epoch == 4
+    assert (trainer.total_steps, trainer.decay_start) == (11, 6)  # half constant (5.5 rounded), half decay
+    # the schedule over the run: constant, then linear to 0 at the last step
+    factors = [trainer.schedulers[0].lr_lambdas[0](step) for step in range(12)]
+    assert factors == pytest.approx([1] * 7 + [4 / 5, 3 / 5, 2 / 5, 1 / 5, 0])
+    trainer = Trainer(tiny_config(*tiny_data, **{"optim.max_steps": 11}), tmp_path / "run2", progress=False)
+    summary = trainer.fit()
+    assert (summary.steps, summary.epochs_completed, summary.ended_by) == (11, 2, "max_steps")
+    assert "optim.max_steps = 11" in summary.reason
+    assert trainer.schedulers[0].get_last_lr()[0] == 0.0  # the schedule ended with the run
+
+
+def test_the_summary_names_the_limit_that_ended_the_run(tiny_data: tuple[Path, Path], tmp_path: Path) -> None:
+    summary = Trainer(tiny_config(*tiny_data), tmp_path / "epochs", progress=False).fit()
+    assert (summary.steps, summary.ended_by, summary.signal) == (8, "epochs", None)
+    assert "optim.epochs = 2" in summary.reason
+    config = tiny_config(*tiny_data, **{"optim.max_steps": 6, "run.stop_at": 3})
+    summary = Trainer(config, tmp_path / "stop_at", progress=False).fit()
+    assert (summary.steps, summary.ended_by) == (3, "stop_at")
+    assert summary.reason == "reached run.stop_at = 3; the learning-rate schedule runs to step 6"
 
 
 def test_steps_change_every_network(tiny_data: tuple[Path, Path], tmp_path: Path) -> None:
@@ -250,7 +280,8 @@ def test_cli_tiny_run_and_enhance(tiny_data: tuple[Path, Path], tmp_path: Path) 
     assert [p.name for p in (run_dir / "previews").glob("*.png")] == ["epoch_0001_step_0000002.png"]
     assert list((run_dir / "checkpoints").glob("step_*.pt"))
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
-    assert "randomly initialised" in result.stderr.lower()
+    assert result.stderr.lower().count("randomly initialised") == 1  # said once, not three times
+    assert "ended: reached optim.max_steps = 2 (--max-steps" in result.stdout
     out = tmp_path / "enhanced"
     result = _cli(
         "enhance",
@@ -263,6 +294,37 @@ def test_cli_tiny_run_and_enhance(tiny_data: tuple[Path, Path], tmp_path: Path) 
     assert result.returncode == 0, result.stderr
     with Image.open(out / "img_00.png") as image:
         assert image.size == (40, 40)
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupted_training_saves_and_exits_like_a_signal(
+    tiny_data: tuple[Path, Path], tmp_path: Path, signum: int, status: int
+) -> None:
+    low, normal = tiny_data
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "enlightengan", "train", "--low", str(low), "--normal", str(normal),
+         "--out", str(run_dir), "--batch-size", "2", "--max-steps", "100000", "--set", "run.save_every=1",
+         *_CLI_TINY],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not list(run_dir.glob("checkpoints/step_*.pt")):  # training runs: its handlers are set
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1]
+            time.sleep(0.05)
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == status, err
+    name = signal.Signals(signum).name
+    match = re.search(
+        rf"ended: stopped by {name} at step (\d+), checkpoint saved; continue with --resume", err
+    )
+    assert match, err
+    assert list_checkpoints(run_dir)[-1][0] == int(match[1])  # the last step is saved
 
 
 def test_original_layout(tmp_path: Path) -> None:
@@ -297,8 +359,6 @@ def test_bad_data_is_a_clear_error_before_training(tmp_path: Path, setup: str, m
                   "--max-steps", "1", *_CLI_TINY)  # fmt: skip
     assert result.returncode == 2
     assert "error" in result.stderr
-    import re
-
     assert re.search(message, result.stderr, re.IGNORECASE), result.stderr
     assert not (tmp_path / "run" / "checkpoints").exists()
 

@@ -143,10 +143,13 @@ class OptimConfig:
     eps: float = 1e-8
     #: global batch size (split evenly over the processes of a distributed run)
     batch_size: int = 32
-    #: total epochs; the last ``decay_epochs`` of them decay the learning rate linearly to 0
+    #: total epochs (unless ``max_steps`` sets the length); the last ``decay_epochs`` of them decay
+    #: the learning rate linearly to 0
     epochs: int = 200
     decay_epochs: int = 100
-    #: stop after this many steps (the schedule is then stretched over max_steps)
+    #: the run's length in steps when set, instead of ``epochs`` (fewer steps, or more: the run goes on
+    #: into further epochs); the learning-rate schedule keeps its proportions over it (constant for
+    #: the first ``1 - decay_epochs / epochs`` of the steps, then linear to 0)
     max_steps: int | None = None
 
 

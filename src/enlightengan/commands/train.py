@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sys
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +37,16 @@ any config key can be set with --set section.key=value (e.g. --set loss.local_pa
 the resolved configuration is saved as RUN_DIR/config.yaml. Outputs: RUN_DIR/checkpoints/,
 RUN_DIR/generator.safetensors (use with 'enlightengan enhance --weights'), RUN_DIR/previews/*.png,
 RUN_DIR/tensorboard/ (tensorboard --logdir RUN_DIR).
+
+length: --max-steps N (optim.max_steps) is the run's length in steps when given, whatever the config's
+epochs: fewer, or more (the run goes on into further epochs); otherwise the config's epochs are run. The
+learning rate keeps its shape over that length: constant, then linear to 0 over the last
+decay_epochs/epochs of the steps. run.stop_at ends a run early with the schedule unchanged. The last
+line printed says which limit ended the run.
+
+exit status: 0 the run ended at its limit; 1 a loss became NaN or infinite (the last good checkpoint
+is kept); 2 usage error (configuration, data, weights); 130 stopped with Ctrl-C, 143 with SIGTERM,
+each after saving the checkpoint of the last step (--resume continues).
 """
 
 #: dedicated flags -> config keys
@@ -94,8 +108,16 @@ def register(subparsers: Any) -> None:
     o.add_argument("--crop-size", type=int, help="random square crop side (paper: 320)")
     o.add_argument("--batch-size", type=int, help="global batch size (paper: 32)")
     o.add_argument("--width", type=int, help="generator base width (paper: 32)")
-    o.add_argument("--max-steps", type=int, help="stop after this many steps")
-    o.add_argument("--epochs", type=int, help="total epochs (paper: 200, the last 100 decaying)")
+    o.add_argument(
+        "--max-steps",
+        type=int,
+        help="the run's length in steps, whatever the config's epochs (fewer or more; see 'length')",
+    )
+    o.add_argument(
+        "--epochs",
+        type=int,
+        help="total epochs when --max-steps is not given (paper: 200, the last 100 decaying)",
+    )
     o.add_argument("--lr", type=float, help="learning rate of G and both Ds (paper: 1e-4)")
     o.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps")
     o.add_argument("--seed", type=int, help="random seed")
@@ -149,9 +171,36 @@ def _resolve(args: argparse.Namespace) -> tuple[Any, Path, bool]:
     return config, Path(args.out), False
 
 
-def run(args: argparse.Namespace) -> int:
-    import logging
+#: Words of the warning that :func:`enlightengan.models.vgg.random_vgg16_features` gives through both
+#: ``warnings`` and ``logging``; the command says it once, in its own words (:func:`_random_vgg_notice`).
+_RANDOM_VGG = "RANDOMLY INITIALISED VGG-16"
 
+
+def _not_random_vgg(record: logging.LogRecord) -> bool:
+    return _RANDOM_VGG not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _random_vgg_notice(config: Any, is_main: Callable[[], bool]) -> Iterator[None]:
+    """Say once (on the main process) that the feature network is a random VGG-16, instead of the
+    library's warning and log line on every process."""
+    vgg_log = logging.getLogger("enlightengan.models.vgg")
+    vgg_log.addFilter(_not_random_vgg)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=f".*{_RANDOM_VGG}", category=UserWarning)
+            yield
+    finally:
+        vgg_log.removeFilter(_not_random_vgg)
+    if config.loss.feature_net == "random" and is_main():
+        print(
+            "WARNING: --feature-net random: the self feature preserving loss uses a RANDOMLY initialised "
+            "VGG-16, not ImageNet features; results will differ from the paper (recorded in config.yaml).",
+            file=sys.stderr,
+        )
+
+
+def run(args: argparse.Namespace) -> int:
     from ..config import ConfigError
     from ..data.folders import DataError
     from ..training.distributed import shutdown_distributed
@@ -161,7 +210,9 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         config, run_dir, resume = _resolve(args)
-        trainer = Trainer(config, run_dir, resume=resume, progress=not args.quiet)
+        trainer: Trainer | None = None
+        with _random_vgg_notice(config, lambda: trainer is not None and trainer.env.is_main):
+            trainer = Trainer(config, run_dir, resume=resume, progress=not args.quiet)
     except (
         ConfigError,
         DataError,
@@ -172,13 +223,7 @@ def run(args: argparse.Namespace) -> int:
     ) as exc:
         print(f"enlightengan train: error: {exc}", file=sys.stderr)
         return 2
-    if config.loss.feature_net == "random" and trainer.env.is_main:
-        print(
-            "WARNING: --feature-net random: the self feature preserving loss uses a RANDOMLY initialised "
-            "VGG-16, "
-            "not ImageNet features; results will differ from the paper (recorded in config.yaml).",
-            file=sys.stderr,
-        )
+    assert trainer is not None
     try:
         summary = trainer.fit()
     except TrainingDiverged as exc:
@@ -193,4 +238,6 @@ def run(args: argparse.Namespace) -> int:
             + (f"; {summary.skipped_files} unreadable files skipped" if summary.skipped_files else "")
             + (f"; best: {summary.best}" if summary.best else "")
         )
-    return 0
+        print(f"ended: {summary.reason}", file=sys.stderr if summary.signal else sys.stdout)
+    # interrupted: the shell's status for a process ended by that signal (130 Ctrl-C, 143 SIGTERM)
+    return 128 + summary.signal if summary.signal else 0

@@ -21,7 +21,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -46,7 +46,7 @@ from .distributed import DistEnv, ResumableSampler, convert_batchnorm, init_dist
 from .objective import Batch, EnlightenGANObjective, unwrap
 from .preview import PreviewWriter
 
-__all__ = ["Trainer", "TrainingDiverged", "TrainingSummary", "init_weights", "lr_factor"]
+__all__ = ["EndedBy", "Trainer", "TrainingDiverged", "TrainingSummary", "init_weights", "lr_factor"]
 
 log = logging.getLogger("enlightengan.train")
 
@@ -55,8 +55,20 @@ class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
 
 
+#: Which limit ended a run (:attr:`TrainingSummary.ended_by`).
+EndedBy = Literal["max_steps", "epochs", "stop_at", "signal"]
+
+
 @dataclass
 class TrainingSummary:
+    """What :meth:`Trainer.fit` did.
+
+    ``ended_by`` names the limit that ended the run: ``"max_steps"`` (``optim.max_steps``, the run's
+    length when set), ``"epochs"`` (``optim.epochs`` whole epochs), ``"stop_at"`` (``run.stop_at``
+    or ``fit(stop_at=...)``, before the schedule's end) or ``"signal"`` (SIGINT or SIGTERM, number in
+    ``signal``; the checkpoint of the last step is saved). ``reason`` says the same in words.
+    """
+
     steps: int
     epochs_completed: int
     seconds: float
@@ -64,6 +76,9 @@ class TrainingSummary:
     generator_path: Path
     best: dict[str, Any] | None
     skipped_files: int
+    ended_by: EndedBy = "epochs"
+    reason: str = ""
+    signal: int | None = None
 
 
 def init_weights(module: nn.Module) -> None:
@@ -217,11 +232,18 @@ class Trainer:
         return dataset, ResumableSampler(dataset, self.env, self.per_rank_batch, self.config.run.seed)
 
     def _schedule_steps(self) -> tuple[int, int]:
-        """``(total_steps, decay_start)``: the run's length (``optim.max_steps`` stretches the
-        schedule) and the step where the learning rates start their linear decay."""
+        """``(total_steps, decay_start)``: the run's length and the step where the learning rates
+        start their linear decay.
+
+        The length is ``optim.max_steps`` when it is set (``train --max-steps``), however many epochs
+        that takes: fewer than ``optim.epochs``, or more (the run goes on into further epochs).
+        Otherwise it is ``optim.epochs`` whole epochs. The schedule keeps its proportions over that
+        length: constant for the first ``1 - decay_epochs / epochs`` of the steps, then linear to 0 at
+        the last one. ``cpu-small`` (2 epochs, the last decaying) with ``--max-steps 20``: constant
+        for 10 steps, then down to 0 at step 20, whatever the epoch length.
+        """
         optim = self.config.optim
-        full = optim.epochs * self.steps_per_epoch
-        total = min(full, optim.max_steps) if optim.max_steps else full
+        total = optim.max_steps if optim.max_steps else optim.epochs * self.steps_per_epoch
         decay_fraction = min(optim.decay_epochs, optim.epochs) / optim.epochs
         return total, round(total * (1.0 - decay_fraction))
 
@@ -513,7 +535,8 @@ class Trainer:
         """Train until ``total_steps`` (or ``stop_at``, default ``run.stop_at``: a stop that keeps the
         schedule).
 
-        SIGINT/SIGTERM stop after the current step and save a checkpoint, so ``--resume`` continues.
+        SIGINT/SIGTERM stop after the current step and save a checkpoint, so ``--resume`` continues;
+        the summary then names the signal (:attr:`TrainingSummary.ended_by`).
         """
         start = time.perf_counter()
         if self.env.is_main:
@@ -567,13 +590,7 @@ class Trainer:
                 bar.close()
             if writer is not None:
                 writer.close()
-        if stop["signal"] and self.env.is_main:
-            log.warning(
-                "stopped by signal %d at step %d; continue with --resume %s",
-                stop["signal"],
-                self.step,
-                self.run_dir,
-            )
+        ended_by, reason = self._ending(stop["signal"], stop_at, end)
         return TrainingSummary(
             steps=self.step,
             epochs_completed=self.step // self.steps_per_epoch,
@@ -582,6 +599,32 @@ class Trainer:
             generator_path=self.run_dir / "generator.safetensors",
             best=self.best,
             skipped_files=len(self.skipped),
+            ended_by=ended_by,
+            reason=reason,
+            signal=stop["signal"] or None,
+        )
+
+    def _ending(self, signum: int, stop_at: int | None, end: int) -> tuple[EndedBy, str]:
+        """Which limit ended the run at ``self.step``, and a sentence saying so."""
+        if signum:
+            name = signal.Signals(signum).name
+            return "signal", (
+                f"stopped by {name} at step {self.step}, checkpoint saved; "
+                f"continue with --resume {self.run_dir}"
+            )
+        if stop_at is not None and end == stop_at and stop_at < self.total_steps:
+            return "stop_at", (
+                f"reached run.stop_at = {stop_at}; the learning-rate schedule runs to step {self.total_steps}"
+            )
+        epochs = self.total_steps / self.steps_per_epoch
+        if self.config.optim.max_steps:
+            return "max_steps", (
+                f"reached optim.max_steps = {self.total_steps} (--max-steps; {epochs:.3g} epochs of "
+                f"{self.steps_per_epoch} steps)"
+            )
+        return "epochs", (
+            f"completed optim.epochs = {self.config.optim.epochs} ({self.steps_per_epoch} steps each; "
+            "--max-steps sets the length in steps)"
         )
 
     def _validation_due(self, epoch_end: bool) -> bool:
