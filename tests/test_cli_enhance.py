@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -378,6 +379,24 @@ def test_a_decompression_bomb_gets_the_projects_message(
         "(raise it with --max-pixels" in err
     )
     assert "DOS" not in err and "decompression bomb" not in err  # not Pillow's own words
+
+
+def test_a_large_photo_shows_its_tiles(
+    tmp_path: Path, weights: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from enlightengan.inference import tiling
+
+    Image.fromarray(make_dark_rgb(300, 400)).save(tmp_path / "large.png")
+    Image.fromarray(make_dark_rgb(40, 40)).save(tmp_path / "small.png")
+    monkeypatch.setattr(tiling, "DEFAULT_MEMORY_CAP", 8 << 20)  # the large photo needs several tiles
+    status, err = run(capsys, tmp_path / "large.png", "-o", tmp_path / "out", "--weights", weights)
+    assert status == 0
+    totals = {int(total) for total in re.findall(r"tiles: +\d+%\|[^|]*\| *\d+/(\d+)", err)}
+    assert len(totals) == 1 and totals.pop() > 1, err
+    status, err = run(capsys, tmp_path / "small.png", "-o", tmp_path / "out", "--weights", weights)
+    assert status == 0 and "tiles" not in err  # one piece: no tile bar
+    status, err = run(capsys, tmp_path / "large.png", "-o", tmp_path / "q", "--weights", weights, "--quiet")
+    assert status == 0 and err == ""
 
 
 # --- the installed console script ---------------------------------------------------------------------

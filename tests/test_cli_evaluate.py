@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -169,6 +170,32 @@ def test_weights_enhance_then_score(tmp_path: Path) -> None:
     entry = _read_json(out)["images"][0]
     assert entry["niqe"] == pytest.approx(niqe(expected))
     assert entry["brightness"] == pytest.approx(brightness(expected))
+
+
+def test_progress_per_image_and_per_tile_goes_to_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from enlightengan.inference import tiling
+    from enlightengan.models.checkpoint import save_generator
+
+    from .conftest import randomised_generator
+
+    weights = save_generator(randomised_generator(width=4, negative_scales=False), tmp_path / "g.safetensors")
+    _write(tmp_path / "low", "small.png", make_dark_rgb(SIZE, SIZE, seed=1))
+    _write(tmp_path / "low", "large.png", make_dark_rgb(300, 400, seed=2))
+    # 8 MiB of working memory: the 200 x 200 photo runs in one piece, the 300 x 400 one in tiles
+    monkeypatch.setattr(tiling, "DEFAULT_MEMORY_CAP", 8 << 20)
+    assert main(["evaluate", "--weights", str(weights), "--low", str(tmp_path / "low")]) == 0
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()  # not a terminal: plain lines, no bar
+    assert lines[0] == "[1/2] large.png"
+    tiles = [re.fullmatch(r"\[1/2\] large\.png: tile (\d+)/(\d+)", line) for line in lines[1:-1]]
+    assert all(tiles) and len(tiles) > 1  # every tile of the large photo, in order
+    assert [int(m[1]) for m in tiles if m] == list(range(1, len(tiles) + 1))
+    assert {int(m[2]) for m in tiles if m} == {len(tiles)}
+    assert lines[-1] == "[2/2] small.png"  # the small photo: one piece, no tile lines
+    assert "[" not in captured.out  # stdout holds the table only
+    assert captured.out.splitlines()[1].startswith("image ")
 
 
 def test_unloadable_weights_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from ._atomic import atomic_path
@@ -191,7 +191,7 @@ def _upright_exif(image: Image.Image) -> bytes | None:
         return None
 
 
-def _open_beyond_pillow_limit(path: Path) -> Image.Image:
+def _open_beyond_pillow_limit(path: Path) -> ImageFile.ImageFile:
     """``path`` opened as ``Image.open`` opens it, but without Pillow's decompression-bomb check.
 
     Called when that check refused the file, which happens only past ``2 * Image.MAX_IMAGE_PIXELS``
@@ -210,8 +210,10 @@ def _open_beyond_pillow_limit(path: Path) -> Image.Image:
         verdict = True if accept is None else accept(prefix)
         if not verdict or isinstance(verdict, str):
             continue
+        # Given a path (ImageFile takes one, as Image.open's own callers do), the image owns its file.
+        opener: Callable[[str, str], ImageFile.ImageFile] = factory  # type: ignore[assignment]
         try:
-            image: Image.Image = factory(str(path), str(path))  # a path: the image owns its file
+            image = opener(str(path), str(path))
         except (SyntaxError, IndexError, TypeError, struct.error):
             continue
         return image

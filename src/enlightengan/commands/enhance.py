@@ -25,6 +25,7 @@ from ._args import (
     positive_int,
     strength,
 )
+from ._progress import TileBar
 
 if TYPE_CHECKING:
     from ..inference import Enhancer
@@ -390,12 +391,18 @@ def _enhance_video(job: _Job, enhancer: Enhancer, args: argparse.Namespace, repo
     )
 
 
-def _enhance_one(job: _Job, enhancer: Enhancer, max_pixels: int | None) -> None:
-    """Read, enhance and write one image; raises ``ValueError``/``OSError``/``RuntimeError`` on failure."""
+def _enhance_one(job: _Job, enhancer: Enhancer, max_pixels: int | None, tiles: TileBar) -> None:
+    """Read, enhance and write one image; raises ``ValueError``/``OSError``/``RuntimeError`` on failure.
+
+    A photo large enough to need several tiles shows their progress in ``tiles``.
+    """
     from ..image_io import read_image, write_image
 
     loaded = read_image(job.source, max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
-    result = enhancer.enhance(loaded.pixels)
+    try:
+        result = enhancer.enhance(loaded.pixels, progress=tiles)
+    finally:
+        tiles.close()
     job.target.parent.mkdir(parents=True, exist_ok=True)
     write_image(
         result, job.target, format=loaded.format, icc_profile=loaded.icc_profile, exif=loaded.exif, quality=95
@@ -423,6 +430,7 @@ def _process(
 
     enhanced = skipped = 0
     failures: list[tuple[str, str]] = []
+    tiles = TileBar(disable=args.quiet)
     with tqdm(total=total, unit="img", disable=args.quiet, file=sys.stderr, dynamic_ncols=True) as bar:
         report = _Reporter(args.quiet, None if args.quiet else bar)
         for job in jobs:
@@ -436,7 +444,7 @@ def _process(
                 if _is_video(job.source):
                     _enhance_video(job, enhancer, args, report)
                 else:
-                    _enhance_one(job, enhancer, args.max_pixels)
+                    _enhance_one(job, enhancer, args.max_pixels, tiles)
             except (ValueError, OSError, RuntimeError, MemoryError, ImportError) as exc:
                 failures.append((str(job.source), _reason(exc)))
                 report.say(f"failed: {job.source}: {failures[-1][1]}", important=True)

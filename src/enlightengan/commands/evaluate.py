@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..formats import IMAGE_SUFFIXES, list_files
 from ._args import add_denoise_argument, natural_key
+from ._progress import ImageProgress
 
 if TYPE_CHECKING:
     import numpy as np
@@ -184,7 +185,11 @@ def _scorers(
     return score
 
 
-def _enhancer(args: argparse.Namespace) -> tuple[Callable[[Image.Image], Image.Image], str]:
+#: Enhances one image; the second argument is told of the tiles of a large photo (see _progress).
+_Enhance = Callable[["Image.Image", Callable[[int, int], None] | None], "Image.Image"]
+
+
+def _enhancer(args: argparse.Namespace) -> tuple[_Enhance, str]:
     """The enhancement function for --weights / --baseline / the default model, and a description."""
     import numpy as np
     from PIL import Image
@@ -194,7 +199,7 @@ def _enhancer(args: argparse.Namespace) -> tuple[Callable[[Image.Image], Image.I
 
         method = baselines.gamma_baseline if args.baseline == "gamma" else baselines.clahe_baseline
 
-        def run_baseline(image: Image.Image) -> Image.Image:
+        def run_baseline(image: Image.Image, progress: Callable[[int, int], None] | None) -> Image.Image:
             return Image.fromarray(method(np.asarray(image)))
 
         return run_baseline, f"baseline {args.baseline}"
@@ -204,14 +209,18 @@ def _enhancer(args: argparse.Namespace) -> tuple[Callable[[Image.Image], Image.I
     # weights None: Enhancer resolves $ENLIGHTENGAN_WEIGHTS, then the packaged default model.
     enhancer = Enhancer(args.weights, device=args.device or "auto", denoise=args.denoise)
     extra = f", denoise {args.denoise:g}" if args.denoise else ""
-    return enhancer.enhance, f"weights {enhancer.weights}{extra}"
+
+    def run_model(image: Image.Image, progress: Callable[[int, int], None] | None) -> Image.Image:
+        return enhancer.enhance(image, progress=progress)
+
+    return run_model, f"weights {enhancer.weights}{extra}"
 
 
 def _enhance_one(
-    enhance: Callable[[Image.Image], Image.Image], image: Image.Image, path: Path
+    enhance: _Enhance, image: Image.Image, path: Path, progress: Callable[[int, int], None]
 ) -> Image.Image:
     try:
-        return enhance(image).convert("RGB")
+        return enhance(image, progress).convert("RGB")
     except (ValueError, RuntimeError) as exc:
         raise _FileError(f"{path}: enhancement failed ({exc})") from exc
 
@@ -317,6 +326,41 @@ def _plan(args: argparse.Namespace) -> list[_Item | _Result]:
     return plan
 
 
+def _evaluate_one(
+    entry: _Item,
+    enhance: _Enhance | None,
+    score: Callable[[Any, Any, Any], dict[str, float]],
+    args: argparse.Namespace,
+    tiles: Callable[[int, int], None],
+) -> tuple[_Result, tuple[str, list[Image.Image | None]] | None]:
+    """Score one image (enhancing it first when asked): its result, and its montage row if one is made."""
+    import numpy as np
+
+    try:
+        low = _load(entry.low) if entry.low is not None else None
+        if enhance is not None and low is not None:
+            output = _enhance_one(enhance, low, entry.source, tiles)
+        else:
+            output = _load(entry.source)
+        ref = _load(entry.ref) if entry.ref is not None else None
+        metrics = score(
+            np.asarray(output),
+            None if ref is None else np.asarray(ref),
+            None if low is None else np.asarray(low),
+        )
+    except _FileError as exc:
+        return _Result(entry.name, error=str(exc)), None
+    if args.save is not None:
+        output.save(args.save / f"{Path(entry.name).stem}.png")
+    if args.montage is None:
+        return _Result(entry.name, metrics), None
+    label = entry.name + "".join(
+        f"  {name} {_fmt(metrics.get(key), digits)}" for key, name, digits in _COLUMNS if key in metrics
+    )
+    panels = [None if img is None else _thumbnail(img) for img in (low, output, ref)]
+    return _Result(entry.name, metrics), (label, panels)
+
+
 def _check_args(args: argparse.Namespace) -> str | None:
     chosen = [
         flag
@@ -350,7 +394,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     with_ref = args.ref is not None
     score = _scorers(with_ref)
-    enhance: Callable[[Image.Image], Image.Image] | None = None
+    enhance: _Enhance | None = None
     description = f"images in {args.pred}"
     if args.pred is None:
         try:
@@ -361,40 +405,22 @@ def run(args: argparse.Namespace) -> int:
     if args.save is not None:
         args.save.mkdir(parents=True, exist_ok=True)
 
-    from tqdm import tqdm
-
     results: list[_Result] = []
     rows: list[tuple[str, list[Image.Image | None]]] = []
-    for entry in tqdm(plan, desc="evaluate", unit="image", disable=not sys.stderr.isatty()):
-        if isinstance(entry, _Result):
-            results.append(entry)
-            continue
-        try:
-            low = _load(entry.low) if entry.low is not None else None
-            if enhance is not None and low is not None:
-                output = _enhance_one(enhance, low, entry.source)
-            else:
-                output = _load(entry.source)
-            ref = _load(entry.ref) if entry.ref is not None else None
-            metrics = score(
-                np.asarray(output),
-                None if ref is None else np.asarray(ref),
-                None if low is None else np.asarray(low),
-            )
-        except _FileError as exc:
-            results.append(_Result(entry.name, error=str(exc)))
-            continue
-        results.append(_Result(entry.name, metrics))
-        if args.save is not None:
-            output.save(args.save / f"{Path(entry.name).stem}.png")
-        if args.montage is not None:
-            label = entry.name + "".join(
-                f"  {name} {_fmt(metrics.get(key), digits)}"
-                for key, name, digits in _COLUMNS
-                if key in metrics
-            )
-            panels = [None if img is None else _thumbnail(img) for img in (low, output, ref)]
-            rows.append((label, panels))
+    # stderr only (stdout is the table): a bar on a terminal, "[3/13] name.png" lines elsewhere
+    with ImageProgress(len(plan), desc="evaluate") as progress:
+        for entry in plan:
+            progress.start(entry.name)
+            try:
+                if isinstance(entry, _Result):
+                    results.append(entry)
+                    continue
+                result, row = _evaluate_one(entry, enhance, score, args, progress.tiles)
+                results.append(result)
+                if row is not None:
+                    rows.append(row)
+            finally:
+                progress.finish()
 
     scored = [r for r in results if r.error is None]
     keys = [k for k, _, _ in _COLUMNS if any(k in r.metrics for r in scored)]

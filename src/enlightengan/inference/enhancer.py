@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
@@ -47,9 +48,12 @@ from .onnxruntime_backend import OnnxRuntimeBackend
 from .tiling import DEFAULT_MARGIN, DEFAULT_MEMORY_CAP, default_budget, runs_whole, tiled_output
 from .torch_backend import TorchBackend
 
-__all__ = ["Enhancer", "enhance", "make_backend"]
+__all__ = ["Enhancer", "Progress", "enhance", "make_backend"]
 
 _ImageT = TypeVar("_ImageT", Image.Image, NDArray[Any])
+
+#: A progress callback: ``(tiles done, tiles in all)`` after each tile the network runs on.
+Progress = Callable[[int, int], None]
 
 
 def make_backend(name: BackendName | str, model: EnlightenGenerator) -> StatisticsBackend:
@@ -191,17 +195,18 @@ class Enhancer:
             return min(free // 2, 4 * DEFAULT_MEMORY_CAP)
         return None
 
-    def _run(self, image: Tensor) -> Tensor:
+    def _run(self, image: Tensor, progress: Progress | None = None) -> Tensor:
         """The one network call: ``N x 3 x H x W`` in ``[-1, 1]`` on ``self.device`` -> the ``latent``.
 
         Any H and W: tiles when the image is large (exact), or the fast mode when enabled.
+        ``progress`` is told of each tile (per image for a per-image generator).
         """
         if self.per_image_batchnorm:
-            latents = [self._run_per_image(one) for one in image.split(1)]
+            latents = [self._run_per_image(one, progress) for one in image.split(1)]
             return latents[0] if len(latents) == 1 else torch.cat(latents)
-        return self._run_with(self._backend, image, self._budget())
+        return self._run_with(self._backend, image, self._budget(), progress)
 
-    def _run_per_image(self, image: Tensor) -> Tensor:
+    def _run_per_image(self, image: Tensor, progress: Progress | None = None) -> Tensor:
         """The latent of one image (``1 x 3 x H x W``) for a per-image BatchNorm generator.
 
         The network normalises what it sees with the statistics of what it sees: the image, or in
@@ -226,13 +231,19 @@ class Enhancer:
             backend = self._measuring
         else:
             backend = self._backend.with_statistics(source)
-        return self._run_with(backend, image, budget)
+        return self._run_with(backend, image, budget, progress)
 
-    def _run_with(self, backend: Backend, image: Tensor, budget: int | None) -> Tensor:
+    def _run_with(
+        self, backend: Backend, image: Tensor, budget: int | None, progress: Progress | None = None
+    ) -> Tensor:
         width = self.model.config.base_width
         if self.fast is not None:
-            return fast_latent(backend, image, self.fast, tile=self.tile, budget=budget, base_width=width)
-        output = tiled_output(backend, image, tile=self.tile, budget=budget, base_width=width)
+            return fast_latent(
+                backend, image, self.fast, tile=self.tile, budget=budget, base_width=width, progress=progress
+            )
+        output = tiled_output(
+            backend, image, tile=self.tile, budget=budget, base_width=width, progress=progress
+        )
         return output.sub_(image)  # the residual, in the output's memory
 
     def latent(self, image: Tensor) -> Tensor:
@@ -244,12 +255,16 @@ class Enhancer:
         with torch.inference_mode():
             return self._run(image.to(self.device, torch.float32)).to(image.device)
 
-    def enhance_tensor(self, image: Tensor, strength: float | None = None) -> Tensor:
+    def enhance_tensor(
+        self, image: Tensor, strength: float | None = None, *, progress: Progress | None = None
+    ) -> Tensor:
         """Enhance a batch of RGB tensors.
 
         Args:
             image: ``N x 3 x H x W`` (or ``3 x H x W``) RGB in ``[-1, 1]``, on any device.
             strength: residual scale for this call; ``None`` uses the enhancer's.
+            progress: called with ``(tiles done, tiles in all)`` after each tile the network runs on
+                (``(1, 1)`` for an image in one piece; counted per image for a per-image generator).
 
         Returns:
             ``image + strength * latent`` clipped to ``[-1, 1]``: same shape, float32, on the
@@ -257,7 +272,7 @@ class Enhancer:
         """
         value = self.strength if strength is None else _check_strength(strength)
         if image.ndim == 3:
-            return self.enhance_tensor(image.unsqueeze(0), value)[0]
+            return self.enhance_tensor(image.unsqueeze(0), value, progress=progress)[0]
         if image.ndim != 4 or image.shape[1] != 3 or not image.is_floating_point():
             raise ValueError(
                 "expected a float N x 3 x H x W RGB tensor in [-1, 1], "
@@ -270,19 +285,27 @@ class Enhancer:
             if value == 0:
                 return x.clamp(-1.0, 1.0).to(image.device)
             # In place: a 12-megapixel image holds one extra full-size buffer, not three.
-            result = self._run(x).mul_(value).add_(x).clamp_(-1.0, 1.0)
+            result = self._run(x, progress=progress).mul_(value).add_(x).clamp_(-1.0, 1.0)
             if self.denoise is not None:
                 result = attention_denoise(result, x, self.denoise)
             return result.to(image.device)
 
     @overload
-    def enhance(self, image: Image.Image, strength: float | None = None) -> Image.Image: ...
+    def enhance(
+        self, image: Image.Image, strength: float | None = None, *, progress: Progress | None = None
+    ) -> Image.Image: ...
 
     @overload
-    def enhance(self, image: NDArray[Any], strength: float | None = None) -> NDArray[Any]: ...
+    def enhance(
+        self, image: NDArray[Any], strength: float | None = None, *, progress: Progress | None = None
+    ) -> NDArray[Any]: ...
 
     def enhance(
-        self, image: Image.Image | NDArray[Any], strength: float | None = None
+        self,
+        image: Image.Image | NDArray[Any],
+        strength: float | None = None,
+        *,
+        progress: Progress | None = None,
     ) -> Image.Image | NDArray[Any]:
         """Enhance one image and return it in kind.
 
@@ -290,13 +313,15 @@ class Enhancer:
             image: a PIL image (RGB, L, RGBA, LA, I;16, P, CMYK, ...) or a uint8/uint16 array in RGB
                 order: ``H x W`` (grey), ``H x W x 3`` (RGB) or ``H x W x 4`` (RGBA).
             strength: residual scale for this call; ``None`` uses the enhancer's.
+            progress: called with ``(tiles done, tiles in all)`` after each tile (see
+                :meth:`enhance_tensor`): a large photo's progress.
 
         Returns:
             The same type, size, dtype and mode (alpha bit-exact; palette/CMYK/other colour modes come
             back as RGB or RGBA, bilevel as L); see :mod:`enlightengan.image_io` for the conversions.
         """
         prepared = prepare(image)
-        return prepared.restore(self.enhance_tensor(prepared.tensor, strength))
+        return prepared.restore(self.enhance_tensor(prepared.tensor, strength, progress=progress))
 
 
 _CACHE: dict[tuple[str, int, int, str], Enhancer] = {}

@@ -24,6 +24,7 @@ about 7 times). Quality against the exact output, per image and per scale, is me
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -125,6 +126,7 @@ def fast_latent(
     margin: int = DEFAULT_MARGIN,
     budget: int | None = None,
     base_width: int = 32,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Tensor:
     """The approximate residual ``latent`` of ``generator(image)`` (see the module doc).
 
@@ -135,6 +137,7 @@ def fast_latent(
         tile, margin, budget, base_width: passed to :func:`~enlightengan.inference.tiling.tiled_output` for
             the reduced-resolution run; the full-resolution buffers of this function are taken out
             of ``budget`` (default :func:`~enlightengan.inference.tiling.default_budget`) first.
+        progress: called with ``(tiles done, tiles in all)`` after each tile of that run.
 
     Returns:
         ``N x 3 x H x W`` at the input's size; ``image + latent`` is the enhanced image (not clipped).
@@ -148,12 +151,25 @@ def fast_latent(
         small = shrink(image, config.scale)
         if small is image:  # nothing to shrink: the exact path
             output = tiled_output(
-                backend, image, tile=tile, margin=margin, budget=budget, base_width=base_width
+                backend,
+                image,
+                tile=tile,
+                margin=margin,
+                budget=budget,
+                base_width=base_width,
+                progress=progress,
             )
             return output.sub_(image)
         small_gray = attention_map(small)
         small_output = tiled_output(
-            backend, small, small_gray, tile=tile, margin=margin, budget=budget, base_width=base_width
+            backend,
+            small,
+            small_gray,
+            tile=tile,
+            margin=margin,
+            budget=budget,
+            base_width=base_width,
+            progress=progress,
         )
         a, b = guided_coefficients(small_gray, small_output.sub_(small), config.radius, config.eps)
         del small, small_output
