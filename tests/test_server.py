@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import signal
@@ -56,6 +57,7 @@ from enlightengan.server import (
     create_app,
     serve_in_background,
 )
+from enlightengan.server.access import ACCESS_LOGGER
 from enlightengan.server.uploads import MULTIPART_SLACK
 
 with warnings.catch_warnings():
@@ -399,18 +401,22 @@ def test_full_queue_is_503_with_retry_after(tmp_path: Path) -> None:
     gate = Gate()
     config = ServerConfig(workers=2, queue=1, temp_root=tmp_path)  # 3 admitted at once
     data = encode(make_dark_rgb(16, 16), "PNG")
-    with serve_in_background(create_app(gate, config)) as url, ThreadPoolExecutor(3) as pool:
+    app = create_app(gate, config)
+    with serve_in_background(app) as url, ThreadPoolExecutor(3) as pool:
+        queue: JobQueue = app.state.runtime.queue
+        assert queue.seconds_per_pixel is not None  # timed on a first image as the server started
         held = [pool.submit(httpx.post, f"{url}/api/enhance", content=data, timeout=60) for _ in range(3)]
         # the two workers are inside the model call (one waits for the model lock there), one request waits
         assert gate.entered.acquire(timeout=30)
         deadline = time.monotonic() + 30
-        while httpx.get(f"{url}/healthz").json()["busy"] < 3:
+        while queue.pending_pixels() != (3 * 16 * 16, 0):  # admitted, uploaded, sizes read
             assert time.monotonic() < deadline, "the requests were never admitted"
             time.sleep(0.02)
+        queue.record_work(16 * 16, 10.0)  # as if the generator took 10 s for one of these images
         refused = httpx.post(f"{url}/api/enhance", content=data)
         assert refused.status_code == 503
-        assert int(refused.headers["retry-after"]) >= 1
-        assert "busy" in refused.json()["detail"]
+        assert refused.headers["retry-after"] == "30"  # the three queued images at that rate
+        assert "busy" in refused.json()["detail"] and "retry in 30 s" in refused.json()["detail"]
         assert httpx.get(f"{url}/healthz").json() == {"status": "ok", "busy": 3, "capacity": 3}
         gate.opened.set()
         assert [future.result().status_code for future in held] == [200, 200, 200]
@@ -470,15 +476,32 @@ def test_job_queue_releases_after_the_job_even_when_cancelled() -> None:
     queue.shutdown()
 
 
-def test_retry_after_follows_the_mean_job_time() -> None:
-    queue = JobQueue(workers=1, waiting=0)
-    assert queue.retry_after() == 1  # nothing measured yet
-    queue._record(4.0)
-    assert queue.retry_after() == 4
-    queue._record(0.1)  # running mean 0.7 * 4 + 0.3 * 0.1 = 2.83 s, rounded up
-    assert queue.retry_after() == 3
-    queue._record(0.0)  # 1.98 s
-    assert queue.retry_after() == 2
+def test_retry_after_is_the_queued_work_at_the_measured_rate() -> None:
+    queue = JobQueue(workers=1, waiting=2, typical_pixels=5_000_000)
+    tickets = [queue.admit() for _ in range(3)]
+    assert queue.retry_after() == 1  # no rate measured nor guessed: nothing to go on
+    queue.record_work(250_000, 0.5, first_guess=True)  # 2 us a pixel, timed as the server started
+    # no upload complete yet: three typical photos of 5 MP, 15 MP x 2 us = 30 s
+    assert queue.pending_pixels() == (0, 3) and queue.retry_after() == 30
+    tickets[0].set_pixels(8_000_000)
+    tickets[1].set_pixels(8_000_000)
+    # the third, still uploading, counts as the mean of the known ones: 24 MP x 2 us = 48 s
+    assert queue.pending_pixels() == (16_000_000, 1)
+    with pytest.raises(QueueFullError, match="retry in 48 s") as caught:
+        queue.admit()
+    assert caught.value.retry_after == 48
+    queue.record_work(1_000_000, 4.2)  # a measured image replaces the first guess: 4.2 us
+    assert queue.retry_after() == 101  # 24 MP x 4.2 us = 100.8 s
+    queue.record_work(1_000_000, 1.0)  # then a running mean: 0.7 x 4.2 + 0.3 x 1 = 3.24 us
+    assert queue.retry_after() == 78  # 77.76 s
+    tickets[0].release()  # its work leaves the queue: 16 MP x 3.24 us = 51.84 s
+    assert queue.pending_pixels() == (8_000_000, 1) and queue.retry_after() == 52
+    for ticket in tickets[1:]:
+        ticket.release()
+    assert queue.pending_pixels() == (0, 0) and queue.retry_after() == 1  # an empty queue: at least 1
+    queue.record_work(0, 5.0)  # nothing to learn from
+    queue.record_work(100, float("nan"))
+    assert queue.seconds_per_pixel == pytest.approx(3.24e-6)
     queue.shutdown()
 
 
@@ -541,6 +564,54 @@ def test_health_info_and_openapi(client: TestClient) -> None:
     assert "image/*" in operation["responses"]["200"]["content"]
     assert [p["name"] for p in operation["parameters"]] == ["strength"]
     assert {"/healthz", "/api/info"} <= set(spec["paths"])
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def access_records() -> Iterator[list[logging.LogRecord]]:
+    """What the access log's logger receives while a test runs."""
+    logger = logging.getLogger(ACCESS_LOGGER)
+    handler, level = _Records(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield handler.records
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def test_every_request_is_logged_with_status_size_and_duration(
+    client: TestClient, access_records: list[logging.LogRecord]
+) -> None:
+    enhanced = post_file(client, encode(make_dark_rgb(20, 30), "PNG"), query="?strength=0.4")
+    refused = post_file(client, encode(make_dark_rgb(8, 8), "PNG"), query="?strength=5")
+    health = client.get("/healthz")
+    assert [r.status_code for r in (enhanced, refused, health)] == [200, 400, 200]
+    assert len(access_records) == 3  # one line per request
+    line = re.compile(r'testclient:50000 - "(\w+) (\S+) HTTP/1\.1" (\d{3}) (\d+) (\d+\.\d{3})s')
+    expected = [
+        ("POST", "/api/enhance?strength=0.4", 200, len(enhanced.content)),
+        ("POST", "/api/enhance?strength=5", 400, len(refused.content)),
+        ("GET", "/healthz", 200, len(health.content)),
+    ]
+    for record, (method, path, status, size) in zip(access_records, expected, strict=True):
+        match = line.fullmatch(record.getMessage())
+        assert match, record.getMessage()
+        assert match.groups()[:4] == (method, path, str(status), str(size))
+        assert record.levelno == logging.INFO
+        fields = tuple(record.__dict__[key] for key in ("method", "path", "status_code", "response_bytes"))
+        assert fields == (method, path, status, size)
+        assert 0 <= record.__dict__["duration"] < 60
+    assert "photo.png" not in " ".join(r.getMessage() for r in access_records)  # no file names
 
 
 # --- configuration and the command --------------------------------------------------------------------------
@@ -653,3 +724,10 @@ def test_serve_command_end_to_end(tmp_path: Path) -> None:
         status = process.wait(timeout=30)
     assert status == 130  # interrupted, after a clean shutdown
     assert list(temp.iterdir()) == []
+    # the access log on stdout, as uvicorn prints its lines, with the answer's size and duration
+    logged = process.stdout.read() if process.stdout else ""
+    post = re.search(
+        r'INFO: +127\.0\.0\.1:\d+ - "POST /api/enhance\?strength=0\.5 HTTP/1\.1" 200 (\d+) [\d.]+s', logged
+    )
+    assert post and int(post[1]) == len(response.content), logged
+    assert re.search(r'"GET /healthz HTTP/1\.1" 200 \d+ [\d.]+s', logged), logged

@@ -36,10 +36,16 @@ strength), GET /api/info (limits), GET /healthz, GET /openapi.json (the API desc
 viewer is off because it loads its scripts from a CDN).
 
 limits: uploads over --max-upload-mb or --max-pixels are answered with 413, files that are not images
-(or are corrupt) with 400 and the reason. At most --workers + --queue requests are taken at once; the
-next is answered with 503 and a Retry-After header. The generator runs one image at a time; the workers
-decode and encode in parallel. Uploads and results live in one temporary folder only while their
-request runs; the folder is removed when the server stops (Ctrl-C).
+(or are corrupt) with 400 and the reason, a strength outside 0 to 2 with 400. At most --workers + --queue
+requests are taken at once; the next is answered with 503 and a Retry-After header: the seconds the
+queued work is estimated to take (its pixels times the generator's measured seconds per pixel). The
+generator runs one image at a time; the workers decode and encode in parallel. Uploads and results live
+in one temporary folder only while their request runs; the folder is removed when the server stops
+(Ctrl-C).
+
+access log: one line per request on stdout, as uvicorn prints them, with the response size in bytes
+and the duration: INFO:     127.0.0.1:52344 - "POST /api/enhance?strength=0.8 HTTP/1.1" 200 183452 0.412s
+(the logger enlightengan.access; no file names are logged). --no-access-log turns it off.
 
 the server has no login: it listens on 127.0.0.1 (this machine only) unless --host says otherwise.
 
@@ -112,6 +118,12 @@ def register(subparsers: Any) -> None:
         help="approximate and faster: the network on a fifth of the pixels, guided upsampling to full size",
     )
     add_backend_argument(p)
+    p.add_argument(
+        "--no-access-log",
+        dest="access_log",
+        action="store_false",
+        help="no line per request on stdout (by default: client, method, path, status, bytes, seconds)",
+    )
 
 
 def _is_loopback(host: str) -> bool:
@@ -163,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     try:
-        serve_forever(create_app(enhancer, config), sock)
+        serve_forever(create_app(enhancer, config), sock, access_log=args.access_log)
     finally:
         sock.close()
     return 0

@@ -7,7 +7,8 @@ Routes:
 ``POST /api/enhance``       one image in (multipart field ``file``, or the raw body), the enhanced
                             image out in the same format; query ``strength`` (0 to 2, default: the
                             server's); errors are JSON ``{"detail": "..."}``: 400 not an image or a
-                            bad parameter, 413 too many bytes or pixels, 503 busy (``Retry-After``)
+                            bad parameter, 413 too many bytes or pixels, 503 busy (``Retry-After``:
+                            the seconds the queued work is estimated to take)
 ``GET /api/info``           the server's limits and defaults (the page reads them)
 ``GET /healthz``            ``{"status": "ok", ...}`` while the server runs
 ``GET /openapi.json``       the OpenAPI description (the ``/docs`` viewer is off: it loads its
@@ -15,16 +16,19 @@ Routes:
 ==========================  ===================================================================
 
 The enhancement is EnlightenGAN's (Jiang et al., IEEE TIP 2021): ``strength`` scales the generator's
-attention-weighted residual (see :class:`enlightengan.inference.Enhancer`).
+attention-weighted residual (see :class:`enlightengan.inference.Enhancer`). Every request is logged to
+``enlightengan.access`` (:mod:`enlightengan.server.access`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import shutil
 import tempfile
 import threading
+import time
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -41,8 +45,9 @@ from starlette.requests import ClientDisconnect
 
 from .._version import __version__
 from ..formats import MAX_STRENGTH
+from .access import AccessLogMiddleware
 from .config import ServerConfig
-from .jobs import JobQueue, QueueFullError
+from .jobs import TYPICAL_PIXELS, JobQueue, QueueFullError
 from .pipeline import EnhancedFile, Pixels, enhance_file
 from .rejection import Rejected
 from .uploads import FIELD, receive_upload
@@ -68,9 +73,54 @@ _MODEL_LOCKS: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDi
 _MODEL_LOCKS_GUARD = threading.Lock()
 
 
+#: Side of the square image the server enhances as it starts: a first measure of the generator's
+#: seconds per pixel for ``Retry-After`` before any request has been timed (and a warm-up).
+CALIBRATION_SIDE = 256
+
+log = logging.getLogger(__name__)
+
+
 def _model_lock(enhancer: Enhancer) -> threading.Lock:
     with _MODEL_LOCKS_GUARD:
         return _MODEL_LOCKS.setdefault(enhancer, threading.Lock())
+
+
+def _pixel_count(pixels: Pixels) -> int:
+    """``width * height`` of a PIL image or an ``H x W [x C]`` array."""
+    if hasattr(pixels, "width") and hasattr(pixels, "height"):
+        return int(pixels.width) * int(pixels.height)
+    return int(pixels.shape[0]) * int(pixels.shape[1])
+
+
+def _declared_pixels(path: Path) -> int | None:
+    """The pixels an uploaded file's header declares, or ``None`` (not an image: the job says why)."""
+    from ..image_io import declared_size
+
+    try:
+        width, height = declared_size(path)
+    except (OSError, ValueError, SyntaxError):
+        return None
+    return width * height
+
+
+def _calibrate(enhancer: Enhancer, lock: threading.Lock, queue: JobQueue) -> None:
+    """Time one small enhancement (:data:`CALIBRATION_SIDE`) as the queue's first guess of the seconds
+    per pixel; a failure here only leaves the estimate without a guess."""
+    import torch
+
+    side = CALIBRATION_SIDE
+    ramp = torch.linspace(-0.9, -0.3, side)
+    grid = (ramp[:, None] + ramp[None, :]) / 2  # a dark picture with gradients, in [-0.9, -0.3]
+    image = torch.stack([grid, grid.T, grid.flip(0)])[None]
+    try:
+        with lock:
+            start = time.perf_counter()
+            enhancer.enhance_tensor(image)
+            seconds = time.perf_counter() - start
+    except Exception as exc:  # the first request will say what is wrong; the estimate just waits
+        log.warning("could not time a first enhancement for Retry-After: %s", exc)
+        return
+    queue.record_work(side * side, seconds, first_guess=True)
 
 
 @dataclass
@@ -130,7 +180,8 @@ _ENHANCE_RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": {"application/json": {"schema": _ERROR_SCHEMA}},
     },
     503: {
-        "description": "the queue is full; retry after the number of seconds in Retry-After",
+        "description": "the queue is full; retry after the number of seconds in Retry-After (the "
+        "time the queued work is estimated to take: its pixels times the measured seconds per pixel)",
         "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
         "content": {"application/json": {"schema": _ERROR_SCHEMA}},
     },
@@ -162,8 +213,12 @@ def create_app(enhancer: Enhancer, config: ServerConfig | None = None) -> FastAP
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         temp_dir = Path(tempfile.mkdtemp(prefix="enlightengan-serve-", dir=settings.temp_root))
-        runtime = _Runtime(JobQueue(settings.workers, settings.queue), temp_dir)
+        queue = JobQueue(
+            settings.workers, settings.queue, typical_pixels=min(settings.max_pixels, TYPICAL_PIXELS)
+        )
+        runtime = _Runtime(queue, temp_dir)
         app.state.runtime = runtime
+        await asyncio.to_thread(_calibrate, enhancer, lock, queue)
         try:
             yield
         finally:
@@ -178,6 +233,7 @@ def create_app(enhancer: Enhancer, config: ServerConfig | None = None) -> FastAP
         docs_url=None,
         redoc_url=None,
     )
+    app.add_middleware(AccessLogMiddleware)
 
     @app.exception_handler(RequestValidationError)
     async def bad_parameter(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -244,13 +300,19 @@ def create_app(enhancer: Enhancer, config: ServerConfig | None = None) -> FastAP
             return _error(503, str(exc), {"Retry-After": str(exc.retry_after)})
 
         def run_model(pixels: Pixels) -> Pixels:
-            with lock:
-                return enhancer.enhance(pixels, strength)
+            with lock:  # timed inside the lock: the generator's own time, for Retry-After
+                start = time.perf_counter()
+                result = enhancer.enhance(pixels, strength)
+                runtime.queue.record_work(_pixel_count(pixels), time.perf_counter() - start)
+            return result
 
         work = Path(tempfile.mkdtemp(dir=runtime.temp_dir))
         submitted = False
         try:
             upload = await receive_upload(request, work / "upload", settings.max_upload_bytes)
+            declared = await asyncio.to_thread(_declared_pixels, upload.path)
+            if declared is not None:
+                ticket.set_pixels(declared)  # its share of the queue's work, for Retry-After
             job = functools.partial(enhance_file, upload.path, work, run_model, settings.max_pixels)
             submitted = True  # from here on the queue removes `work` and releases the ticket
             result: EnhancedFile = await runtime.queue.run(

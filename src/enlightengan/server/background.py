@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
+
+from .access import ACCESS_LOGGER
 
 __all__ = ["bind", "serve_forever", "serve_in_background"]
 
@@ -36,17 +39,46 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _server(app: Any, log_level: str) -> Any:
+def _log_config(access_log: bool) -> dict[str, Any]:
+    """uvicorn's logging configuration, with the app's access log (:mod:`.access`) printed as uvicorn
+    prints its own: ``INFO:     ...`` lines on stdout, or silenced."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["handlers"]["enlightengan.access"] = {
+        "formatter": "default",
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stdout",
+    }
+    config["loggers"][ACCESS_LOGGER] = {
+        "handlers": ["enlightengan.access"] if access_log else [],
+        "level": "INFO" if access_log else "WARNING",
+        "propagate": False,
+    }
+    return config
+
+
+def _server(app: Any, log_level: str, access_log: bool | None) -> Any:
     import uvicorn
 
-    # No access log by default: the server keeps no record of who sent which photo.
-    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on")
+    # uvicorn's own access lines are off: the app logs each request with its size and duration
+    # (enlightengan.access). access_log=None leaves that logger as the process has configured it.
+    options: dict[str, Any] = {} if access_log is None else {"log_config": _log_config(access_log)}
+    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on", **options)
     return uvicorn.Server(config)
 
 
-def serve_forever(app: Any, sock: socket.socket, log_level: str = "info") -> None:
-    """Serve ``app`` on ``sock`` until interrupted (Ctrl-C), then shut down cleanly."""
-    _server(app, log_level).run(sockets=[sock])
+def serve_forever(app: Any, sock: socket.socket, log_level: str = "info", *, access_log: bool = True) -> None:
+    """Serve ``app`` on ``sock`` until interrupted (Ctrl-C), then shut down cleanly.
+
+    Args:
+        app: the ASGI app (:func:`~enlightengan.server.create_app`).
+        sock: a listening socket (:func:`bind`).
+        log_level: uvicorn's log level.
+        access_log: print the access log (one line per request, :mod:`enlightengan.server.access`) on
+            stdout, as uvicorn prints its own; ``False`` silences it.
+    """
+    _server(app, log_level, access_log).run(sockets=[sock])
 
 
 @contextlib.contextmanager
@@ -56,14 +88,15 @@ def serve_in_background(
     """Serve ``app`` from a thread of this process; yields its base URL, e.g. ``http://127.0.0.1:41235``.
 
     For notebooks and tests. The server is stopped, and its lifespan shut down (temporary folder
-    removed), when the block ends.
+    removed), when the block ends. The access log (logger ``enlightengan.access``) is left to the
+    process's own logging configuration.
 
     Raises:
         OSError: the address cannot be bound.
         RuntimeError: the server did not start within ``startup_timeout`` seconds.
     """
     sock = bind(host, port)
-    server = _server(app, "warning")
+    server = _server(app, "warning", None)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="enlightengan-serve", daemon=True
     )
