@@ -98,7 +98,17 @@ def test_upload_compare_strength_download(browser: Any, tmp_path: Path) -> None:
         failed = page.locator(".card", has_text="broken.png")
         page.wait_for_selector('.card[data-state="done"]', timeout=30_000)
         page.wait_for_selector('.card[data-state="error"]', timeout=30_000)
-        assert "not an image" in failed.locator(".status").inner_text()
+        assert page.locator("#strength").get_attribute("max") == "2"  # the server's range (0 to 2)
+
+        # a failed file: an error card with the reason, no (broken) pictures, nothing to download
+        assert failed.locator(".status").inner_text() == "failed"
+        reason = failed.locator(".failure")
+        assert reason.is_visible() and "not an image" in reason.locator(".reason").inner_text()
+        for hidden in (".compare", ".download", ".full"):
+            assert not failed.locator(hidden).is_visible(), hidden
+        header, box = failed.locator("header").bounding_box(), reason.bounding_box()
+        assert header is not None and box is not None and box["y"] >= header["y"] + header["height"]
+        assert not card.locator(".failure").is_visible()
 
         # what the page shows: the photo as sent, and the enhancement the hand formula predicts
         assert np.array_equal(shown_rgb(card.locator(".before")), rgb)
@@ -111,6 +121,20 @@ def test_upload_compare_strength_download(browser: Any, tmp_path: Path) -> None:
         assert download.suggested_filename == "good-enhanced.png"
         saved = np.asarray(decode(Path(download.path()).read_bytes())).astype(int)
         assert np.abs(saved - expected_brightening(rgb, 1.0)).max() <= 1
+
+        # the result at full size, pixel for pixel, in a new tab (the preview is scaled to the card)
+        full = card.locator(".full")
+        assert full.get_attribute("target") == "_blank"
+        assert full.get_attribute("href") == card.locator(".download").get_attribute("href")
+        with page.expect_popup() as popup_info:
+            full.click()
+        popup = popup_info.value
+        popup.wait_for_load_state()
+        assert popup.url.startswith("blob:")
+        shown = shown_rgb(popup.locator("img")).astype(int)
+        assert shown.shape == (*rgb.shape[:2], 3)  # 160 x 120, the result's own size
+        assert np.abs(shown - expected_brightening(rgb, 1.0)).max() <= 1
+        popup.close()
 
         shot = tmp_path / "screenshot.png"
         page.screenshot(path=str(shot), full_page=True)

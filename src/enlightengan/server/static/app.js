@@ -21,9 +21,13 @@ function notify(message, isError = false) {
   notice.classList.toggle("error", isError);
 }
 
+// A failed photo shows an error card with the reason instead of its (possibly broken) pictures.
 function setState(item, state, status) {
   item.card.dataset.state = state;
-  item.card.querySelector(".status").textContent = status;
+  item.card.querySelector(".status").textContent = state === "error" ? "failed" : status;
+  const failure = item.card.querySelector(".failure");
+  failure.hidden = state !== "error";
+  failure.querySelector(".reason").textContent = state === "error" ? status : "";
 }
 
 function resultName(response, file) {
@@ -82,6 +86,10 @@ async function enhance(item, strength) {
   link.href = item.afterUrl;
   link.download = resultName(response, item.file);
   link.setAttribute("aria-disabled", "false");
+  // The preview is scaled to the card; the result itself, pixel for pixel, opens in a new tab.
+  const full = item.card.querySelector(".full");
+  full.href = item.afterUrl;
+  full.setAttribute("aria-disabled", "false");
   item.doneFor = strength;
   item.card.dataset.strength = String(strength);
   setState(item, "done", `strength ${strength.toFixed(2)}`);
@@ -117,8 +125,9 @@ function addFile(file) {
   card.querySelector(".name").title = file.name;
   const before = card.querySelector(".before");
   before.src = item.beforeUrl;
-  before.onerror = () => { before.alt = "(this browser cannot show this format; the result can still be downloaded)"; };
   const compare = card.querySelector(".compare");
+  // No broken-image icon: a file the browser cannot show (TIFF, or no image at all) gets a note.
+  before.onerror = () => { compare.dataset.preview = "none"; };
   card.querySelector(".divider").addEventListener("input", (event) => {
     compare.style.setProperty("--split", `${event.target.value}%`);
   });
