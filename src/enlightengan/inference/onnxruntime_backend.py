@@ -23,7 +23,10 @@ from .backend import check_inputs, not_per_image
 from .onnx_export import build_statistics_graph, build_tiles_graph
 from .placement import Placement, tile_roi
 
-__all__ = ["OnnxRuntimeBackend"]
+__all__ = ["ARENA_SHRINKAGE", "OnnxRuntimeBackend"]
+
+#: ONNX Runtime's run option that frees the unused part of the CPU memory arena when a run ends.
+ARENA_SHRINKAGE = "memory.enable_memory_arena_shrinkage"
 
 
 class OnnxRuntimeBackend:
@@ -40,6 +43,16 @@ class OnnxRuntimeBackend:
     computed in float32 by ONNX Runtime, so tiled results agree with untiled ones to about 1e-4
     (on the ``[-1, 1]`` scale) rather than to float rounding as with :class:`TorchBackend`.
 
+    Memory is bounded as the torch backend's is: the tiler plans tiles against the same budget
+    (:mod:`~enlightengan.inference.tiling`) with this backend's own :attr:`bytes_per_pixel_per_width`,
+    and ONNX Runtime is kept from holding more than one run needs. Its CPU memory arena stays on
+    (without it every run is about 40% slower), but it is shrunk at the end of each run
+    (``memory.enable_memory_arena_shrinkage``), so the statistics pass and the tiles do not each keep
+    their own peak; and the memory pattern, a block planned and kept per input shape, is off (tiles come
+    in several shapes; it doubled the memory for no measurable speed). An 8 MP photo with the bundled
+    model peaks at 1.1 GB resident memory instead of 2.4 GB, as with the torch backend (1.0-1.1 GB;
+    ``benchmarks/bench_backend_memory.py``).
+
     Per-image BatchNorm models (``batchnorm="per-image"``, the bundled default model) get two
     graphs: ``"statistics"`` runs the network on one whole image normalising every BatchNorm with
     that image's own statistics, and returns them with the result (the pass of
@@ -53,9 +66,12 @@ class OnnxRuntimeBackend:
     """
 
     name = "onnxruntime"
-    #: Measured: about 800 bytes per pixel for a whole 1 MP image, 1,050 per pixel of a tile (ONNX
-    #: Runtime's memory arena keeps what it grew to for the largest tile), at base width 32.
-    bytes_per_pixel_per_width = 36
+    #: Working memory per tile pixel and unit of base width for the tile planner. Measured at width 32
+    #: with the session settings below: a 1 MP tile adds 470 MB (15 bytes per pixel and width), where
+    #: the torch backend's adds 290 MB (9; it plans with 24). Planning with 48 keeps an 8 MP photo's
+    #: peak at the torch backend's (1.1 GB, 10 tiles instead of the torch backend's 6; planned with 36,
+    #: 8 tiles peaked at 1.27 GB and ran about 6% faster).
+    bytes_per_pixel_per_width = 48
 
     def __init__(
         self,
@@ -76,6 +92,7 @@ class OnnxRuntimeBackend:
             )
         options = ort.SessionOptions()
         options.graph_optimization_level = levels[graph_optimization]
+        options.enable_mem_pattern = False  # a block per tile shape, kept: see the class doc
         if threads is not None:
             options.intra_op_num_threads = threads
         model = model.eval()
@@ -90,6 +107,9 @@ class OnnxRuntimeBackend:
         self._statistics_session = session(build_statistics_graph(model)) if self.per_image else None
         self._statistics: dict[str, Any] = {}
         self._measure = False
+        #: every run gives the arena's unused memory back when it ends (see the class doc)
+        self._run_options = ort.RunOptions()
+        self._run_options.add_run_config_entry(ARENA_SHRINKAGE, "cpu:0")
 
     def _per_image_session(self, method: str) -> Any:
         if self._statistics_session is None:
@@ -110,9 +130,8 @@ class OnnxRuntimeBackend:
         session = self._per_image_session("with_statistics")
         small, _ = pad_to_multiple(statistics_image(image.detach().float().cpu()))
         names = [o.name for o in session.get_outputs() if o.name.startswith("bn")]
-        values = session.run(
-            names, {"image": small.contiguous().numpy(), "gray": attention_map(small).contiguous().numpy()}
-        )
+        feeds = {"image": small.contiguous().numpy(), "gray": attention_map(small).contiguous().numpy()}
+        values = session.run(names, feeds, self._run_options)
         bound = copy.copy(self)
         bound._statistics = dict(zip(names, values, strict=True))
         bound._measure = False
@@ -143,6 +162,7 @@ class OnnxRuntimeBackend:
                     "image": image.detach().float().cpu().contiguous().numpy(),
                     "gray": gray.detach().float().cpu().contiguous().numpy(),
                 },
+                self._run_options,
             )
             return torch.from_numpy(output).to(image.device), torch.from_numpy(latent).to(image.device)
         if self.per_image and not self._statistics:
@@ -156,5 +176,5 @@ class OnnxRuntimeBackend:
             "roi": tile_roi(h, w, placement),
             **self._statistics,
         }
-        output, latent = self.session.run(["output", "latent"], feeds)
+        output, latent = self.session.run(["output", "latent"], feeds, self._run_options)
         return torch.from_numpy(output).to(image.device), torch.from_numpy(latent).to(image.device)
