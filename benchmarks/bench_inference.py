@@ -41,7 +41,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "RESULTS.md"
-SHARED = ROOT.parents[0].parent / "shared"
+SHARED = Path(os.environ.get("ENLIGHTENGAN_DATA") or ROOT.parents[0].parent / "shared")
 FIXTURE = SHARED / "fixtures" / "official_generator_fixture.pt"
 
 #: (height, width) of each size, 4:3 like most photos.

@@ -1,6 +1,6 @@
 """Quick look at a generator during model work: fast-mode PSNR and NIQE on a subset of DICM and LIME.
 
-    python scripts/check_model.py WEIGHTS [--dicm 10] [--lime 3] [--shared ../shared]
+    python scripts/check_model.py WEIGHTS [--dicm 10] [--lime 3] [--shared DATA]  # $ENLIGHTENGAN_DATA
 
 For every 64/N-th DICM photo and the first LIME photos: PSNR (8-bit) of fast mode (scale 2.25) against
 the exact output, with the shrunk image normalised by the BatchNorm statistics of the full image
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,12 @@ def main() -> None:
     parser.add_argument("weights", type=Path)
     parser.add_argument("--dicm", type=int, default=10, help="DICM photos (every 64/N-th)")
     parser.add_argument("--lime", type=int, default=3, help="first LIME photos")
-    parser.add_argument("--shared", type=Path, default=Path("../shared"))
+    parser.add_argument(
+        "--shared",
+        type=Path,
+        default=Path(os.environ.get("ENLIGHTENGAN_DATA") or "../shared"),
+        help="the folder that holds datasets/ (default: $ENLIGHTENGAN_DATA, else ../shared; see the README)",
+    )
     args = parser.parse_args()
 
     model = load_generator(args.weights)

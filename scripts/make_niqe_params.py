@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,11 @@ from scipy.io import loadmat
 
 from enlightengan._atomic import atomic_path
 
-DEFAULT_SOURCE = Path(__file__).resolve().parents[2] / "shared" / "niqe" / "live_modelparameters.mat"
+DEFAULT_SOURCE = (
+    Path(os.environ.get("ENLIGHTENGAN_DATA") or Path(__file__).resolve().parents[2] / "shared")
+    / "niqe"
+    / "live_modelparameters.mat"
+)
 DEFAULT_TARGET = (
     Path(__file__).resolve().parents[1] / "src" / "enlightengan" / "metrics" / "niqe_pristine.npz"
 )

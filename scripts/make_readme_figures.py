@@ -14,6 +14,7 @@ JPEG at quality 90 keeps the repository small; the full-size outputs come from `
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from enlightengan import Enhancer
 from enlightengan.metrics.baselines import gamma_baseline
 
 REPO = Path(__file__).resolve().parents[1]
-DATASETS = REPO.parent / "shared" / "datasets"
+DATASETS = Path(os.environ.get("ENLIGHTENGAN_DATA") or REPO.parent / "shared") / "datasets"
 #: (folder, file, reference folder or None): chosen to cover indoor, outdoor, night, backlit scenes.
 PICKS = (
     ("dicm", "02.jpg", None),

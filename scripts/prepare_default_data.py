@@ -1,6 +1,6 @@
 """Lay out the training and validation data of the default model as folders of symbolic links.
 
-    python scripts/prepare_default_data.py --shared ../shared --out ../data/default
+    python scripts/prepare_default_data.py --shared DATA --out ../data/default   # DATA: $ENLIGHTENGAN_DATA
 
 Nothing is copied. From ``../shared/datasets`` (see ``../shared/README.md``) it creates:
 
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--shared", type=Path, default=Path("../shared"))
+    parser.add_argument(
+        "--shared",
+        type=Path,
+        default=Path(os.environ.get("ENLIGHTENGAN_DATA") or "../shared"),
+        help="the folder that holds datasets/ (default: $ENLIGHTENGAN_DATA, else ../shared; see the README)",
+    )
     parser.add_argument("--out", type=Path, default=Path("../data/default"))
     parser.add_argument("--val-every", type=int, default=8, help="every Nth LOL training pair is held out")
     parser.add_argument("--no-sice", action="store_true", help="LOL and BSDS500 only (the 2026-11 recipe)")

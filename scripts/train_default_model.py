@@ -23,6 +23,7 @@ The data is prepared first with ``scripts/prepare_default_data.py`` (symbolic li
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -58,7 +59,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", type=Path, default=Path("../runs/default"), help="folder of the stage runs")
-    parser.add_argument("--shared", type=Path, default=REPO.parent / "shared")
+    parser.add_argument(
+        "--shared",
+        type=Path,
+        default=Path(os.environ.get("ENLIGHTENGAN_DATA") or REPO.parent / "shared"),
+        help="the folder that holds datasets/ (default: $ENLIGHTENGAN_DATA, else ../shared)",
+    )
     parser.add_argument("--data", type=Path, default=REPO.parent / "data" / "default")
     args = parser.parse_args()
     out = args.out.resolve()

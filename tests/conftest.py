@@ -1,5 +1,5 @@
-"""Shared test fixtures and helpers: ../shared (optional), small synthetic images, tiny generators and
-training runs, and the bundled model's recorded scores.
+"""Shared test fixtures and helpers: the test data (optional; ``$ENLIGHTENGAN_DATA``, else ../shared),
+small synthetic images, tiny generators and training runs, and the bundled model's recorded scores.
 
 Test modules import the plain helpers from here (``from .conftest import ...``); fixtures are found
 by pytest.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -24,17 +25,39 @@ from enlightengan.models.generator import EnlightenGenerator, GeneratorConfig
 from enlightengan.weights import DEFAULT_MODEL, WEIGHTS_DIR
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+
+#: The environment variable naming the folder that holds the test data: ``datasets/`` (LOL, DICM, LIME,
+#: BSDS500, SICE), ``niqe/`` and ``fixtures/``, laid out as the README's "Test data" says.
+DATA_ENV = "ENLIGHTENGAN_DATA"
+
+#: The test data: ``$ENLIGHTENGAN_DATA``, else ``../shared`` beside the checkout.
+SHARED = Path(os.environ.get(DATA_ENV) or REPO.parent / "shared").expanduser().absolute()
 
 #: The bundled model's measured scores, beside the weights (a retrained model updates them there).
 BUNDLED_SCORES = WEIGHTS_DIR / DEFAULT_MODEL.filename.replace(".safetensors", ".scores.json")
 
 
+def missing_data(path: Path) -> str:
+    """The skip message of a test whose data file or folder ``path`` is absent."""
+    return (
+        f"test data not found: {path} (set {DATA_ENV} to the folder that holds datasets/; "
+        "README, 'Test data')"
+    )
+
+
+def data_file(shared_dir: Path, *parts: str) -> Path:
+    """``shared_dir / parts...``, or a skip naming :data:`DATA_ENV` when that file or folder is absent."""
+    path = shared_dir.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(missing_data(path))
+    return path
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    """``../shared`` beside the checkout; tests using it skip cleanly when it is absent."""
+    """The test data folder (:data:`SHARED`); tests using it skip cleanly when it is absent."""
     if not SHARED.is_dir():
-        pytest.skip("../shared is not present")
+        pytest.skip(missing_data(SHARED))
     return SHARED
 
 
@@ -42,7 +65,7 @@ def shared_dir() -> Path:
 def official_fixture(shared_dir: Path) -> dict[str, torch.Tensor]:
     path = shared_dir / "fixtures" / "official_generator_fixture.pt"
     if not path.is_file():
-        pytest.skip(f"{path} is not present")
+        pytest.skip(missing_data(path))
     return torch.load(path, weights_only=True)
 
 

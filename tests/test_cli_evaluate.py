@@ -16,7 +16,7 @@ from enlightengan.commands.evaluate import MONTAGE_HEIGHT
 from enlightengan.metrics import brightness, niqe, psnr, ssim
 from enlightengan.metrics.baselines import choose_gamma, clahe_baseline, gamma_baseline
 
-from .conftest import make_dark_rgb
+from .conftest import data_file, make_dark_rgb
 
 SIZE = 200  # NIQE needs at least one 96x96 block
 
@@ -212,7 +212,7 @@ def test_unloadable_weights_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture
 
 def test_two_lol_pairs(shared_dir: Path, tmp_path: Path) -> None:
     metrics = pytest.importorskip("skimage.metrics")
-    lol = shared_dir / "datasets" / "lol_eval15"
+    lol = data_file(shared_dir, "datasets", "lol_eval15")
     if not lol.is_dir():
         pytest.skip(f"{lol} is not present")
     names = sorted(p.name for p in (lol / "low").iterdir())[:2]

@@ -19,7 +19,7 @@ from enlightengan import Enhancer
 from enlightengan.metrics import brightness, psnr, ssim
 from enlightengan.weights import DEFAULT_MODEL
 
-from .conftest import REPO
+from .conftest import REPO, data_file
 
 #: How far below its recorded scores the bundled model may fall on another machine (BLAS, threads).
 PSNR_MARGIN_DB = 0.75
@@ -66,8 +66,9 @@ def test_lol_pairs_regression_floor(
     default_enhancer: Enhancer, bundled_scores: dict[str, Any], shared_dir: Path, name: str
 ) -> None:
     recorded = bundled_scores["lol_eval15"][name]
-    low = np.asarray(Image.open(shared_dir / "datasets" / "lol_eval15" / "low" / name).convert("RGB"))
-    ref = np.asarray(Image.open(shared_dir / "datasets" / "lol_eval15" / "high" / name).convert("RGB"))
+    lol = data_file(shared_dir, "datasets", "lol_eval15")
+    low = np.asarray(Image.open(lol / "low" / name).convert("RGB"))
+    ref = np.asarray(Image.open(lol / "high" / name).convert("RGB"))
     out = default_enhancer.enhance(low)
     assert psnr(out, ref) >= recorded["psnr"] - PSNR_MARGIN_DB
     assert ssim(out, ref) >= recorded["ssim"] - SSIM_MARGIN

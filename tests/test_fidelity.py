@@ -11,7 +11,7 @@ from PIL import Image
 
 from enlightengan.metrics import brightness, psnr, ssim
 
-from .conftest import make_dark_rgb
+from .conftest import data_file, make_dark_rgb
 
 
 def _skimage_ssim(a: np.ndarray, b: np.ndarray) -> float:
@@ -74,9 +74,7 @@ def test_matches_scikit_image_on_synthetic_pairs(seed: int, shape: tuple[int, ..
 
 
 def test_matches_scikit_image_on_lol_pairs(shared_dir: Path) -> None:
-    low_dir = shared_dir / "datasets" / "lol_eval15" / "low"
-    if not low_dir.is_dir():
-        pytest.skip(f"{low_dir} is not present")
+    low_dir = data_file(shared_dir, "datasets", "lol_eval15", "low")
     names = sorted(p.name for p in low_dir.iterdir())[:3]
     assert names
     for name in names:

@@ -13,6 +13,8 @@ from scipy.special import gamma as gamma_fn
 from enlightengan.metrics import imresize, niqe, niqe_features, rgb2gray
 from enlightengan.metrics.niqe import estimate_aggd_params, pristine_params
 
+from .conftest import data_file
+
 # Interior taps of MATLAB imresize(x, 0.5) (bicubic, antialiased): 0.5 * cubic(0.5 * t) at
 # t = +-0.5, +-1.5, +-2.5, +-3.5, with Keys' cubic (a = -0.5) worked out by hand.
 HALF_TAPS = {0.5: 0.43359375, 1.5: 0.11328125, 2.5: -0.03515625, 3.5: -0.01171875}
@@ -174,7 +176,7 @@ def test_pristine_params_shapes_and_read_only() -> None:
 
 def test_pristine_params_match_live_release(shared_dir: Path) -> None:
     scipy_io = pytest.importorskip("scipy.io")
-    mat = scipy_io.loadmat(shared_dir / "niqe" / "live_modelparameters.mat")
+    mat = scipy_io.loadmat(data_file(shared_dir, "niqe", "live_modelparameters.mat"))
     mu, cov = pristine_params()
     np.testing.assert_array_equal(mu, mat["mu_prisparam"].reshape(-1))
     np.testing.assert_array_equal(cov, mat["cov_prisparam"])
@@ -260,9 +262,7 @@ def _mean_niqe(folder: Path) -> tuple[float, int]:
     ],
 )
 def test_dataset_mean_matches_reference(shared_dir: Path, folder: str, count: int, expected: float) -> None:
-    path = shared_dir / "datasets" / folder
-    if not path.is_dir():
-        pytest.skip(f"{path} is not present")
+    path = data_file(shared_dir, "datasets", folder)
     mean, n = _mean_niqe(path)
     assert n == count
     assert mean == pytest.approx(expected, abs=0.005)
