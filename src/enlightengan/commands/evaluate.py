@@ -53,6 +53,9 @@ invents where the input was dark (CIELAB chroma; blobs and casts), dE-in the mea
 output and input (on well-exposed photos: how much harm is done). brightness is the mean 8-bit
 luminance (0-255). Lower is better for NIQE, dE-ref, false and dE-in.
 Files that cannot be scored are reported one by one; the rest are scored and the exit status is 1.
+
+progress goes to stderr: a bar on a terminal, else a line per image ([3/13] name.png) and per tile of a
+photo large enough to be enhanced in tiles; stdout holds only the table.
 """
 
 
