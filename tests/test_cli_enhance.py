@@ -236,6 +236,10 @@ def test_no_input_found_leaves_no_output_folder(
     Image.fromarray(make_dark_rgb(8, 8)).save(tmp_path / "a.png")
     status, err = run(capsys, tmp_path / "a.png", "-o", out, "--weights", weights, "--shard", "2/2")
     assert status == 0 and "0 enhanced" in err
+    # inputs that all fail (here: not images) leave nothing behind either
+    (tmp_path / "empty" / "notes.png").write_text("not a picture")
+    status, err = run(capsys, tmp_path / "empty", "-o", out, "--weights", weights)
+    assert status == 1 and "0 enhanced, 0 skipped, 1 failed (nothing written)" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "empty"]  # no out/ nor out/nested/
     status, err = run(capsys, tmp_path / "a.png", "-o", out, "--weights", weights)
     assert status == 0 and (out / "a.png").is_file()
@@ -349,8 +353,8 @@ def test_failure_while_writing_leaves_nothing(
     status, err = run(capsys, folder, "-o", out, "--weights", weights)
     assert status == 1
     assert "cannot write the output" in err and "No space left on device" in err
-    assert "0 enhanced, 0 skipped, 2 failed" in err
-    assert list(out.iterdir()) == []  # no partial image, no temporary file
+    assert "0 enhanced, 0 skipped, 2 failed (nothing written)" in err
+    assert not out.exists()  # no partial image, no temporary file, and no empty folder
 
 
 def test_max_pixels_and_quiet(tmp_path: Path, weights: Path, capsys: pytest.CaptureFixture[str]) -> None:

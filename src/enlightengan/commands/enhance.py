@@ -310,10 +310,16 @@ def _plan(inputs: Sequence[str], out_dir: Path, recursive: bool) -> _Plan:
     return plan
 
 
-def _prepare_output(out_dir: Path) -> None:
-    """Create ``out_dir`` and prove it writable (a temporary file), or raise :class:`_UsageError`."""
+def _prepare_output(out_dir: Path) -> list[Path]:
+    """Create ``out_dir`` and prove it writable (a temporary file), or raise :class:`_UsageError`.
+
+    Returns:
+        The folders this created, deepest first (:func:`_remove_if_empty` takes them away again if the
+        run writes nothing into them).
+    """
     if out_dir.exists() and not out_dir.is_dir():
         raise _UsageError(f"the output path {out_dir} exists and is not a folder")
+    created = [folder for folder in (out_dir, *out_dir.parents) if not folder.exists()]
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -322,7 +328,18 @@ def _prepare_output(out_dir: Path) -> None:
         with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".enlightengan-write-test."):
             pass
     except OSError as exc:
+        _remove_if_empty(created)
         raise _UsageError(f"cannot write into the output folder {out_dir}: {exc.strerror or exc}") from exc
+    return created
+
+
+def _remove_if_empty(folders: Sequence[Path]) -> None:
+    """Remove the ``folders`` (deepest first) that hold nothing: a run that writes nothing leaves nothing."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (or already gone): it and the folders above it stay
+            return
 
 
 def _load_enhancer(args: argparse.Namespace) -> Enhancer:
@@ -463,6 +480,7 @@ def _shard_jobs(jobs: list[_Job], k: int, n: int) -> list[_Job]:
 
 def run(args: argparse.Namespace) -> int:
     out_dir: Path = args.output.expanduser()
+    created: list[Path] = []
     try:
         enhancer = _load_enhancer(args)
         if out_dir.exists() and not out_dir.is_dir():
@@ -470,19 +488,23 @@ def run(args: argparse.Namespace) -> int:
         plan = _plan(args.inputs, out_dir, args.recursive)
         if args.shard is not None:
             plan.jobs = _shard_jobs(plan.jobs, *args.shard)
-        if plan.jobs:  # nothing to write: no (empty) output folder is left behind
-            _prepare_output(out_dir)
+        if plan.jobs:  # with nothing to do, no output folder is made at all
+            created = _prepare_output(out_dir)
     except _UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
     for source, reason in plan.failures:
         print(f"failed: {source}: {reason}", file=sys.stderr)
-    enhanced, skipped, failures = _process(plan.jobs, len(plan.jobs), args, enhancer)
+    try:
+        enhanced, skipped, failures = _process(plan.jobs, len(plan.jobs), args, enhancer)
+    finally:
+        _remove_if_empty(created)  # every input failed (or Ctrl-C before the first): no empty folder
     failures = plan.failures + failures
 
     if failures or not args.quiet:
-        summary = f"{enhanced} enhanced, {skipped} skipped, {len(failures)} failed (outputs in {out_dir})"
+        where = f"outputs in {out_dir}" if out_dir.is_dir() else "nothing written"
+        summary = f"{enhanced} enhanced, {skipped} skipped, {len(failures)} failed ({where})"
         print(summary, file=sys.stderr)
     if failures:
         print("failures:", file=sys.stderr)
