@@ -198,6 +198,35 @@ def test_progress_per_image_and_per_tile_goes_to_stderr(
     assert captured.out.splitlines()[1].startswith("image ")
 
 
+def test_save_folder_is_made_only_for_what_it_holds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "low").mkdir()
+    (tmp_path / "low" / "broken.png").write_bytes(b"not a picture")
+    save = tmp_path / "saved" / "nested"
+    assert main(["evaluate", "--baseline", "gamma", "--low", str(tmp_path / "low"), "--save", str(save)]) == 1
+    assert not (tmp_path / "saved").exists()  # nothing could be enhanced: no empty folder
+    _write(tmp_path / "low", "good.png", make_dark_rgb(SIZE, SIZE))
+    assert main(["evaluate", "--baseline", "gamma", "--low", str(tmp_path / "low"), "--save", str(save)]) == 1
+    assert [p.name for p in save.iterdir()] == ["good.png"]
+    (tmp_path / "file").write_text("x")
+    assert (
+        main(
+            [
+                "evaluate",
+                "--baseline",
+                "gamma",
+                "--low",
+                str(tmp_path / "low"),
+                "--save",
+                str(tmp_path / "file"),
+            ]
+        )
+        == 2
+    )
+    assert "is not a folder" in capsys.readouterr().err
+
+
 def test_unloadable_weights_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("enlightengan.inference")
     _write(tmp_path / "low", "p.png", make_dark_rgb(SIZE, SIZE))

@@ -354,6 +354,7 @@ def _evaluate_one(
     except _FileError as exc:
         return _Result(entry.name, error=str(exc)), None
     if args.save is not None:
+        args.save.mkdir(parents=True, exist_ok=True)  # made with the first image it holds
         output.save(args.save / f"{Path(entry.name).stem}.png")
     if args.montage is None:
         return _Result(entry.name, metrics), None
@@ -374,6 +375,8 @@ def _check_args(args: argparse.Namespace) -> str | None:
         return f"choose one of --pred, --weights, --baseline (got {' and '.join(chosen)})"
     if args.pred is None and args.low is None:
         return "give --pred DIR (images to score) or --low DIR (images to enhance, then score)"
+    if args.save is not None and args.save.exists() and not args.save.is_dir():
+        return f"--save {args.save} exists and is not a folder"
     if args.pred is not None and args.save is not None:
         return "--save stores enhanced images; with --pred nothing is enhanced"
     if args.denoise and (args.pred is not None or args.baseline is not None):
@@ -405,8 +408,6 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, ValueError, RuntimeError) as exc:
             print(f"error: cannot load the enhancer: {exc}", file=sys.stderr)
             return 2
-    if args.save is not None:
-        args.save.mkdir(parents=True, exist_ok=True)
 
     results: list[_Result] = []
     rows: list[tuple[str, list[Image.Image | None]]] = []
