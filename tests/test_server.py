@@ -643,6 +643,8 @@ def test_serve_options() -> None:
         ["serve", "--port", "0", "--max-upload-mb", "0.5", "--max-pixels", "1_000", "--queue", "0"]
     )
     assert (args.port, args.max_upload_mb, args.max_pixels, args.queue) == (0, 0.5, 1000, 0)
+    assert build_parser().parse_args(["serve"]).access_log is True
+    assert build_parser().parse_args(["serve", "--no-access-log"]).access_log is False
 
 
 @pytest.mark.parametrize(
