@@ -47,11 +47,14 @@ from ._atomic import atomic_path
 from .formats import DEFAULT_MAX_PIXELS, LUMA_WEIGHTS
 
 __all__ = [
+    "NEAR_BLACK_LEVELS",
+    "NEAR_BLACK_MEAN",
     "SUPPORTED_MODES",
     "ImageReadError",
     "LoadedImage",
     "PreparedImage",
     "from_tensor",
+    "near_black",
     "prepare",
     "read_image",
     "to_tensor",
@@ -135,6 +138,44 @@ class LoadedImage:
     def size(self) -> tuple[int, int]:
         """``(width, height)`` of the upright image."""
         return self.image.size
+
+
+#: :func:`near_black` flags images whose mean brightness is below this (on the 0-255 scale) ...
+NEAR_BLACK_MEAN = 3.0
+#: ... and whose luminance holds fewer distinct levels than this, at the image's own bit depth.
+NEAR_BLACK_LEVELS = 64
+
+
+def near_black(pixels: Image.Image | NDArray[Any]) -> str | None:
+    """Why a photo is too dark to recover, or ``None``.
+
+    An 8-bit photo whose mean brightness is below about 3/255 records its scene in a handful of grey
+    levels: brightening it shows the quantisation as flat patches and its noise as grain, whatever the
+    model. Such an image is flagged when its mean luminance (BT.601, 0-255 scale) is below
+    ``NEAR_BLACK_MEAN`` and its luminance holds fewer than ``NEAR_BLACK_LEVELS`` distinct values at its
+    own bit depth; a 16-bit file (a developed RAW) of the same darkness holds hundreds of levels and is
+    not flagged.
+
+    Args:
+        pixels: a PIL image or an ``H x W (x C)`` uint8/uint16 array.
+
+    Returns:
+        A sentence for a warning (mean brightness and level count), or ``None``.
+    """
+    array = np.asarray(pixels.convert("RGB") if isinstance(pixels, Image.Image) else pixels)
+    colour = _split_array(array)[0].astype(np.float64)
+    luma = colour @ np.array([0.299, 0.587, 0.114])
+    scale = 255.0 / _max_value(array.dtype)
+    mean = float(luma.mean()) * scale
+    if mean >= NEAR_BLACK_MEAN:
+        return None
+    levels = len(np.unique(np.round(luma)))
+    if levels >= NEAR_BLACK_LEVELS:
+        return None
+    return (
+        f"nearly black (mean brightness {mean:.1f}/255, {levels} grey levels): too little was recorded "
+        "to recover, so the result shows flat patches and noise; a longer exposure or a RAW file holds more"
+    )
 
 
 # --- reading -------------------------------------------------------------------------------------

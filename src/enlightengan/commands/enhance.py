@@ -210,8 +210,9 @@ def register(subparsers: Any) -> None:
     )
     add_denoise_argument(
         p,
-        "attention-guided denoising after enhancement: non-local means of strength H (default 7 when "
-        "given without H; 3 light, 10 strong), applied where the photo was dark and not where it was bright",
+        "attention-guided denoising after enhancement, where the photo was dark and not where it was "
+        "bright: colour taken from the input (no coloured grain), luma cleaned by non-local means of "
+        "strength H (default 10 when given without H; 5 light, 14 strong)",
     )
     p.add_argument(
         "--smoothing",
@@ -389,11 +390,14 @@ def _enhance_video(job: _Job, enhancer: Enhancer, args: argparse.Namespace, repo
     )
 
 
-def _enhance_one(job: _Job, enhancer: Enhancer, max_pixels: int | None) -> None:
+def _enhance_one(job: _Job, enhancer: Enhancer, max_pixels: int | None, report: _Reporter) -> None:
     """Read, enhance and write one image; raises ``ValueError``/``OSError``/``RuntimeError`` on failure."""
-    from ..image_io import read_image, write_image
+    from ..image_io import near_black, read_image, write_image
 
     loaded = read_image(job.source, max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
+    warning = near_black(loaded.pixels)
+    if warning is not None:
+        report.say(f"warning: {job.source}: {warning}", important=True)
     result = enhancer.enhance(loaded.pixels)
     job.target.parent.mkdir(parents=True, exist_ok=True)
     write_image(
@@ -435,7 +439,7 @@ def _process(
                 if _is_video(job.source):
                     _enhance_video(job, enhancer, args, report)
                 else:
-                    _enhance_one(job, enhancer, args.max_pixels)
+                    _enhance_one(job, enhancer, args.max_pixels, report)
             except (ValueError, OSError, RuntimeError, MemoryError, ImportError) as exc:
                 failures.append((str(job.source), _reason(exc)))
                 report.say(f"failed: {job.source}: {failures[-1][1]}", important=True)
