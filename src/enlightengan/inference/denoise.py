@@ -124,8 +124,8 @@ def guided_filter(
     mean_g, mean_s = _box(guide, radius, cv2), _box(source, radius, cv2)
     var_g = _box(guide * guide, radius, cv2) - mean_g * mean_g
     cov = _box(guide * source, radius, cv2) - mean_g * mean_s
-    a = cov / (var_g + eps)
-    b = mean_s - a * mean_g
+    a = (cov / (var_g + np.float32(eps))).astype(np.float32)
+    b = (mean_s - a * mean_g).astype(np.float32)
     return _box(a, radius, cv2) * guide + _box(b, radius, cv2)
 
 
