@@ -75,7 +75,10 @@ the flicker (mean absolute change between frames, 8-bit levels) of the input and
 
 --shard K/N: the inputs are sorted by output path and every N-th one, starting with the K-th, is this
 process's share; N processes with K = 1..N share the work without overlap. Existing outputs are skipped
-(unless --overwrite), so an interrupted shard is resumed by running it again.
+(unless --overwrite), so an interrupted shard is resumed by running it again. --shard auto reads K/N
+from the scheduler: a Slurm job array ($SLURM_ARRAY_TASK_ID of $SLURM_ARRAY_TASK_COUNT), a Kubernetes
+Indexed Job ($JOB_COMPLETION_INDEX; set $ENLIGHTENGAN_SHARD_COUNT to its completions) or torchrun
+($RANK of $WORLD_SIZE).
 
 what is written: OUT_DIR/<same file name>, in the input's format (JPEG at quality 95), with the same
 size, pixel mode and bit depth (16-bit PNG stays 16-bit), the ICC profile and EXIF kept and the photo
@@ -107,7 +110,9 @@ def _tile(text: str) -> int:
     return value
 
 
-def _shard(text: str) -> tuple[int, int]:
+def _shard(text: str) -> tuple[int, int] | str:
+    if text.strip() == "auto":
+        return "auto"
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
     if match is None:
         raise argparse.ArgumentTypeError(f"expected K/N such as 2/8, got {text!r}")
@@ -205,8 +210,9 @@ def register(subparsers: Any) -> None:
         "--shard",
         type=_shard,
         default=None,
-        metavar="K/N",
-        help="process only the K-th of N interleaved shares of the sorted inputs (bulk jobs)",
+        metavar="K/N|auto",
+        help="process only the K-th of N interleaved shares of the sorted inputs (bulk jobs); auto: K and N "
+        "from a Slurm job array, a Kubernetes Indexed Job or torchrun",
     )
     add_denoise_argument(
         p,
@@ -450,6 +456,18 @@ def _process(
     return enhanced, skipped, failures
 
 
+def _resolve_shard(value: tuple[int, int] | str | None) -> tuple[int, int] | None:
+    """``--shard``'s share; ``auto`` is read from the scheduler's environment (:mod:`._shard`)."""
+    if value != "auto":
+        return value if isinstance(value, tuple) else None
+    from ._shard import ShardError, shard_from_environment
+
+    try:
+        return shard_from_environment(os.environ)
+    except ShardError as exc:
+        raise _UsageError(str(exc)) from exc
+
+
 def _shard_jobs(jobs: list[_Job], k: int, n: int) -> list[_Job]:
     """The K-th of N interleaved shares of ``jobs`` sorted by output path (deterministic, disjoint)."""
     ordered = sorted(jobs, key=lambda job: str(job.target))
@@ -459,6 +477,7 @@ def _shard_jobs(jobs: list[_Job], k: int, n: int) -> list[_Job]:
 def run(args: argparse.Namespace) -> int:
     out_dir: Path = args.output.expanduser()
     try:
+        shard = _resolve_shard(args.shard)
         enhancer = _load_enhancer(args)
         _prepare_output(out_dir)
     except _UsageError as exc:
@@ -466,8 +485,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     plan = _plan(args.inputs, out_dir, args.recursive)
-    if args.shard is not None:
-        plan.jobs = _shard_jobs(plan.jobs, *args.shard)
+    if shard is not None:
+        plan.jobs = _shard_jobs(plan.jobs, *shard)
     for source, reason in plan.failures:
         print(f"failed: {source}: {reason}", file=sys.stderr)
     enhanced, skipped, failures = _process(plan.jobs, len(plan.jobs), args, enhancer)
