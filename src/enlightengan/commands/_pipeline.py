@@ -19,7 +19,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 __all__ = ["Pipeline", "PipelineStats"]
 
@@ -28,6 +28,15 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 _END = object()
+
+
+@dataclass
+class _Entry:
+    """A job travelling between stages with what it carries, or the error that ended it."""
+
+    job: object
+    value: object = None
+    error: BaseException | None = None
 
 
 @dataclass
@@ -114,10 +123,10 @@ class Pipeline(Generic[Job, Item, Result]):
                             self.stats.skipped += 1
                         continue
                     try:
-                        item: object = (job, self._read(job), None)
+                        entry = _Entry(job, self._read(job))
                     except Exception as exc:
-                        item = (job, None, exc)
-                    put(read_q, item)
+                        entry = _Entry(job, error=exc)
+                    put(read_q, entry)
             finally:
                 for _ in range(self.workers):
                     put(read_q, _END)
@@ -129,14 +138,14 @@ class Pipeline(Generic[Job, Item, Result]):
                         entry = read_q.get(timeout=0.1)
                     except queue.Empty:
                         continue
-                    if entry is _END:
+                    if not isinstance(entry, _Entry):  # the end marker
                         break
-                    job, data, error = entry  # type: ignore[misc]
-                    if error is not None:
-                        self._finish(job, error)
+                    job = cast(Job, entry.job)
+                    if entry.error is not None:
+                        self._finish(job, entry.error)
                         continue
                     try:
-                        put(write_q, (job, self._work(job, data), None))
+                        put(write_q, _Entry(job, self._work(job, cast(Item, entry.value))))
                     except Exception as exc:
                         self._finish(job, exc)
             finally:
@@ -149,12 +158,12 @@ class Pipeline(Generic[Job, Item, Result]):
                     entry = write_q.get(timeout=0.1)
                 except queue.Empty:
                     continue
-                if entry is _END:
+                if not isinstance(entry, _Entry):  # a worker's end marker
                     ended += 1
                     continue
-                job, result, _ = entry  # type: ignore[misc]
+                job = cast(Job, entry.job)
                 try:
-                    self._write(job, result)
+                    self._write(job, cast(Result, entry.value))
                 except Exception as exc:
                     self._finish(job, exc)
                 else:
