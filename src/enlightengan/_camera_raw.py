@@ -128,6 +128,12 @@ def raw_format(path: Path, head: bytes) -> str | None:
     return None
 
 
+def _has_raw_signature(head: bytes) -> bool:
+    """True when a file starts as a RAW format LibRaw reads: TIFF (DNG, CR2, NEF, ARW, ...), ORF, RW2, RAF,
+    CR3 (ISO-BMFF ``ftyp`` of brand ``crx``)."""
+    return _tiff_head(head) is not None or head.startswith(b"FUJIFILMCCD-RAW") or head[4:12] == b"ftypcrx "
+
+
 def develop(path: Path, max_pixels: int) -> NDArray[np.uint16]:
     """Develop a RAW file to 16-bit sRGB as the module docstring says.
 
@@ -144,6 +150,10 @@ def develop(path: Path, max_pixels: int) -> NDArray[np.uint16]:
             message is the reason, without the path.
     """
     rawpy = require("rawpy", "raw")
+    with path.open("rb") as fp:
+        head = fp.read(16)
+    if not _has_raw_signature(head):
+        raise ValueError(f"not a camera RAW file: its content (starting {head[:8]!r}) is no RAW format")
     try:
         with rawpy.imread(str(path)) as raw:
             width, height = int(raw.sizes.width), int(raw.sizes.height)

@@ -108,7 +108,7 @@ def read_heif(path: Path, max_pixels: int) -> HeifPicture:
     try:
         heif = pillow_heif.open_heif(path, convert_hdr_to_8bit=False)
     except (ValueError, RuntimeError, OSError, SyntaxError) as exc:
-        raise ValueError(f"corrupt or unsupported HEIF data ({exc})") from exc
+        raise ValueError(f"corrupt, truncated or unsupported HEIF data ({exc})") from exc
     width, height = heif.size
     if width * height > max_pixels:
         raise ValueError(too_many_pixels(width, height, max_pixels))
