@@ -334,3 +334,59 @@ def test_write_rejects_bad_quality(tmp_path: Path) -> None:
     expected = io.BytesIO()
     image.save(expected, format="JPEG", quality=60)
     assert write_image(image, tmp_path / "q.jpg", quality=60).read_bytes() == expected.getvalue()
+
+
+# --- EXIF of RAW formats other than DNG (their containers, without pixels LibRaw could develop) ----------
+
+
+def _tiff_with_exif(magic: bytes) -> bytes:
+    """A TIFF structure with Make and an Exif sub-IFD, under another magic number (ORF, RW2)."""
+    from PIL.TiffImagePlugin import ImageFileDirectory_v2
+
+    ifd = ImageFileDirectory_v2(prefix=b"II")
+    ifd[MAKE] = "OLYMPUS"
+    ifd.tagtype[EXIF_IFD] = 4
+    ifd[EXIF_IFD] = {DATE_ORIGINAL: "2026:01:02 03:04:05", MAKER_NOTE: b"OLYMP" * 8}
+    return magic + (8).to_bytes(4, "little") + ifd.tobytes(8)
+
+
+@pytest.mark.parametrize(("magic", "name"), [(b"IIRO", "a.orf"), (b"IIU\x00", "a.rw2")])
+def test_exif_of_tiff_like_raw_files(tmp_path: Path, magic: bytes, name: str) -> None:
+    from enlightengan._camera_raw import raw_exif, raw_format
+
+    path = tmp_path / name
+    path.write_bytes(_tiff_with_exif(magic))
+    parsed = parse_exif(raw_exif(path))
+    assert parsed[MAKE] == "OLYMPUS" and parsed[ORIENTATION] == 1
+    assert parsed.get_ifd(EXIF_IFD) == {DATE_ORIGINAL: "2026:01:02 03:04:05"}
+    # recognised by content as well as by name
+    renamed = path.rename(tmp_path / "upload")
+    assert raw_format(renamed, renamed.read_bytes()[:16]) == name[2:].upper()
+
+
+def test_exif_of_raf_comes_from_its_jpeg_preview(tmp_path: Path) -> None:
+    from enlightengan._camera_raw import raw_exif, raw_format
+
+    exif = Image.Exif()
+    exif[MAKE] = "FUJIFILM"
+    exif[EXIF_IFD] = {ISO: 800}
+    preview = io.BytesIO()
+    Image.fromarray(make_dark_rgb(16, 16)).save(preview, format="JPEG", exif=exif.tobytes())
+    header = b"FUJIFILMCCD-RAW 0201FF393001" + bytes(56)  # 84 bytes, then the preview's offset and length
+    data = header + (100).to_bytes(4, "big") + len(preview.getvalue()).to_bytes(4, "big")
+    path = tmp_path / "upload"
+    path.write_bytes(data + bytes(100 - len(data)) + preview.getvalue())
+    assert raw_format(path, data[:16]) == "RAF"
+    parsed = parse_exif(raw_exif(path))
+    assert parsed[MAKE] == "FUJIFILM" and parsed.get_ifd(EXIF_IFD)[ISO] == 800
+
+
+def test_cr3_gives_no_exif_and_garbage_none(tmp_path: Path) -> None:
+    from enlightengan._camera_raw import raw_exif, raw_format
+
+    cr3 = tmp_path / "upload"
+    cr3.write_bytes(b"\x00\x00\x00\x18ftypcrx " + bytes(64))
+    assert raw_format(cr3, cr3.read_bytes()[:16]) == "CR3" and raw_exif(cr3) is None
+    broken = tmp_path / "broken.nef"
+    broken.write_bytes(b"II*\x00\xff\xff\xff\x00")  # its IFD lies beyond the end
+    assert raw_exif(broken) is None

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import io
 import struct
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +120,8 @@ def raw_format(path: Path, head: bytes) -> str | None:
     if head[:4] == b"IIU\x00":
         return "RW2"
     if head[:4] in _TIFF_MAGIC:
-        with contextlib.suppress(Exception), path.open("rb") as fp:
+        with contextlib.suppress(Exception), warnings.catch_warnings(), path.open("rb") as fp:
+            warnings.simplefilter("ignore")
             main = TiffImagePlugin.ImageFileDirectory_v2(head[:8])
             fp.seek(main.next)
             main.load(fp)
@@ -222,7 +224,9 @@ def raw_exif(path: Path) -> bytes | None:
     try:
         with path.open("rb") as fp:
             head = fp.read(16)
-        found = _raf_tags(path) if head.startswith(b"FUJIFILMCCD-RAW") else _tiff_tags(path, head)
+        with warnings.catch_warnings():  # Pillow warns of corrupt EXIF: that case is handled below
+            warnings.simplefilter("ignore")
+            found = _raf_tags(path) if head.startswith(b"FUJIFILMCCD-RAW") else _tiff_tags(path, head)
         if found is None:
             return None
         main, exif_ifd, gps = found
