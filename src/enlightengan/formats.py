@@ -57,26 +57,22 @@ class OutputFormat:
 
     Attributes:
         pillow: the format's Pillow name (``"JPEG"``, ``"HEIF"``, ...), as
-            :mod:`enlightengan.image_io` writes it.
+            :mod:`enlightengan.image_io` writes it (:func:`~enlightengan.image_io.fit_to_format` says what
+            each can hold: 16 bits in PNG, TIFF and HEIC; alpha in all but JPEG).
         suffix: the file suffix given to outputs in this format.
-        high_bit_depth: holds more than 8 bits per sample (16-bit PNG/TIFF, 10-bit HEIC); other formats
-            get 16-bit results reduced to 8 bits.
-        alpha: holds an alpha channel (JPEG does not: it is dropped).
     """
 
     pillow: str
     suffix: str
-    high_bit_depth: bool
-    alpha: bool
 
 
 #: ``--format`` choices (besides ``same``), by name.
 OUTPUT_FORMATS = {
-    "jpg": OutputFormat("JPEG", ".jpg", high_bit_depth=False, alpha=False),
-    "png": OutputFormat("PNG", ".png", high_bit_depth=True, alpha=True),
-    "tiff": OutputFormat("TIFF", ".tif", high_bit_depth=True, alpha=True),
-    "webp": OutputFormat("WEBP", ".webp", high_bit_depth=False, alpha=True),
-    "heic": OutputFormat("HEIF", ".heic", high_bit_depth=True, alpha=True),
+    "jpg": OutputFormat("JPEG", ".jpg"),
+    "png": OutputFormat("PNG", ".png"),
+    "tiff": OutputFormat("TIFF", ".tif"),
+    "webp": OutputFormat("WEBP", ".webp"),
+    "heic": OutputFormat("HEIF", ".heic"),
 }
 
 #: File suffixes (lower case) treated as videos by ``enlightengan enhance``.
