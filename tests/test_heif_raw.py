@@ -282,10 +282,13 @@ def test_missing_rawpy_names_the_extra(tmp_path: Path, monkeypatch: pytest.Monke
 # --- 16-bit TIFF with metadata, and fitting an image to a format ---------------------------------------
 
 
-@pytest.mark.parametrize("channels", [3, 4])
-def test_16bit_tiff_written_exactly_with_icc_and_exif(tmp_path: Path, channels: int) -> None:
+@pytest.mark.parametrize(("channels", "height", "width"), [(3, 70, 33), (4, 70, 33), (3, 400, 1000)])
+def test_16bit_tiff_written_exactly_with_icc_and_exif(
+    tmp_path: Path, channels: int, height: int, width: int
+) -> None:
     rng = np.random.default_rng(5)
-    array = rng.integers(0, 65536, (70, 33, channels), dtype=np.uint16)
+    # 400 x 1000: strips of 174 rows (about 1 MB), the last one shorter
+    array = rng.integers(0, 65536, (height, width, channels), dtype=np.uint16)
     icc = srgb_profile()
     exif = Image.Exif()
     exif[MAKE] = "Synthetic"
@@ -299,7 +302,7 @@ def test_16bit_tiff_written_exactly_with_icc_and_exif(tmp_path: Path, channels: 
     assert loaded.array16 is not None and np.array_equal(loaded.array16, array)
     assert loaded.icc_profile == icc and loaded.bit_depth == 16
     parsed = parse_exif(loaded.exif)
-    assert parsed[MAKE] == "Synthetic" and parsed[0x0100] == 33
+    assert parsed[MAKE] == "Synthetic" and parsed[0x0100] == width
     assert parsed.get_ifd(EXIF_IFD)[DATE_ORIGINAL] == "2026:01:02 03:04:05"
 
 

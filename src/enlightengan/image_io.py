@@ -687,23 +687,35 @@ def _tiff_exif_tags(exif: bytes | None) -> dict[int, Any]:
 def _encode_tiff16(array: NDArray[np.uint16], icc: bytes | None, exif: bytes | None) -> bytes:
     """Encode 16-bit RGB(A) as a little-endian TIFF: Deflate with a horizontal predictor, strips of about
     1 MB, and the ICC profile (tag 34675) and EXIF (descriptive tags, Exif and GPS sub-IFDs) in the IFD."""
-    from PIL.TiffImagePlugin import ImageFileDirectory_v2
-
     height, width, channels = array.shape
     samples = np.ascontiguousarray(array, dtype="<u2")
     predicted = samples.copy()
     predicted[:, 1:] -= samples[:, :-1]  # TIFF predictor 2: differences along each row, modulo 2**16
     rows = max(1, min(height, (1 << 20) // (width * channels * 2)))
     strips = [zlib.compress(predicted[y : y + rows].tobytes(), 6) for y in range(0, height, rows)]
-    starts = np.concatenate([[0], np.cumsum([len(strip) for strip in strips])[:-1]])
+    header = b"II*\x00" + struct.pack("<I", 8)
+    try:
+        ifd = _tiff16_ifd(array.shape, rows, strips, icc, _tiff_exif_tags(exif))
+    except Exception:  # EXIF values Pillow cannot write back: the pixels are still good, EXIF dropped
+        ifd = _tiff16_ifd(array.shape, rows, strips, icc, {})
+    return header + ifd + b"".join(strips)
 
+
+def _tiff16_ifd(
+    shape: tuple[int, ...], rows: int, strips: list[bytes], icc: bytes | None, exif_tags: dict[int, Any]
+) -> bytes:
+    """The IFD of :func:`_encode_tiff16` (strips of ``rows`` rows), at offset 8, its strips to follow it."""
+    from PIL.TiffImagePlugin import ImageFileDirectory_v2
+
+    height, width, channels = shape
+    starts = np.concatenate([[0], np.cumsum([len(strip) for strip in strips])[:-1]])
     ifd = ImageFileDirectory_v2(prefix=b"II")
 
     def put(tag: int, kind: int, value: Any) -> None:
         ifd.tagtype[tag] = kind
         ifd[tag] = value
 
-    for tag, value in _tiff_exif_tags(exif).items():
+    for tag, value in exif_tags.items():
         ifd[tag] = value  # types as Pillow knows or guesses them; the sub-IFD pointers are LONG
     put(256, 4, width)  # ImageWidth
     put(257, 4, height)  # ImageLength
@@ -721,8 +733,7 @@ def _encode_tiff16(array: NDArray[np.uint16], icc: bytes | None, exif: bytes | N
         put(338, 3, (2,))  # ExtraSamples: unassociated alpha
     if icc is not None:
         put(34675, 7, icc)  # InterColorProfile
-    header = b"II*\x00" + struct.pack("<I", 8)
-    return header + ifd.tobytes(len(header)) + b"".join(strips)
+    return bytes(ifd.tobytes(8))
 
 
 def write_image(
