@@ -299,7 +299,9 @@ def test_help_documents_everything(capsys: pytest.CaptureFixture[str]) -> None:
     for option in ("--max-pixels", "--quiet", "ENLIGHTENGAN_WEIGHTS", "examples:", "exit status"):
         assert option in text
     assert f"{formats.DEFAULT_MAX_PIXELS:,}" in text
-    assert all(suffix in text for suffix in (*formats.IMAGE_SUFFIXES, *formats.VIDEO_SUFFIXES))
+    assert all(suffix in text for suffix in (*formats.PHOTO_SUFFIXES, *formats.VIDEO_SUFFIXES))
+    for option in ("--format", "--quality", *formats.OUTPUT_FORMATS, "enlightengan[heif]", "[raw]"):
+        assert option in text
 
 
 # --- failures while writing, --max-pixels, --quiet ----------------------------------------------------

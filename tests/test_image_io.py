@@ -282,7 +282,7 @@ def test_16bit_grey_png_round_trip(tmp_path: Path) -> None:
 
 
 def test_16bit_rgb_refuses_jpeg(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="PNG or TIFF"):
+    with pytest.raises(ValueError, match="PNG, TIFF or HEIF"):
         write_image(_rgb16(), tmp_path / "x.jpg")
     assert list(tmp_path.iterdir()) == []
 
