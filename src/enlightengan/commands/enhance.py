@@ -61,7 +61,7 @@ examples:
   # a 50-megapixel panorama in bounded memory (tiles of at most 1024 px; the result is exact):
   enlightengan enhance pano.tif -o bright/ --tile 1024
 
-  # about 4x faster, approximate (network on a fifth of the pixels, guided upsampling), via ONNX Runtime:
+  # faster, approximate (the network on a fifth of the pixels, guided upsampling), via ONNX Runtime:
   enlightengan enhance photos/ -o bright/ --fast --backend onnxruntime
 
   # less noise in what were the darkest parts (attention-guided non-local means; 0 = off):
