@@ -3,9 +3,11 @@
     python scripts/make_readme_figures.py                 # docs/before-after.jpg, docs/results-montage.jpg
 
 * ``docs/before-after.jpg``: docs/examples/dark.jpg beside ``enlightengan enhance``'s result.
-* ``docs/results-montage.jpg``: evaluation photos the model never saw (DICM, LIME, LOL eval15 from
-  ../shared/datasets), one row each: input | default model | with ``--denoise`` | a gamma curve |
-  the LOL reference where there is one.
+* ``docs/results-montage.jpg``: twelve photos the model never saw, of the kinds people bring (dim outdoor,
+  night street and monument, dark indoor, near-black, well-exposed daylight: DICM, LIME and LOL eval15
+  from ../shared/datasets, and a near-black frame of a held-out SICE scene), one row each: input |
+  the previous default model (``--previous``, when given) | the default model | with ``--denoise`` | a
+  gamma curve | the LOL reference where there is one.
 
 JPEG at quality 90 keeps the repository small; the full-size outputs come from ``enlightengan evaluate
 --save`` (see the README's results section).
@@ -27,13 +29,18 @@ REPO = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("ENLIGHTENGAN_DATA") or REPO.parent / "shared") / "datasets"
 #: (folder, file, reference folder or None): chosen to cover indoor, outdoor, night, backlit scenes.
 PICKS = (
-    ("dicm", "02.jpg", None),
-    ("dicm", "09.jpg", None),
-    ("dicm", "30.jpg", None),
-    ("lime", "1.bmp", None),
-    ("lime", "7.bmp", None),
-    ("lol_eval15/low", "1.png", "lol_eval15/high"),
-    ("lol_eval15/low", "55.png", "lol_eval15/high"),
+    ("dicm", "02.jpg", None),  # dim outdoor, deep shadows
+    ("dicm", "25.jpg", None),  # night park, people
+    ("dicm", "26.jpg", None),  # floodlit monument at night
+    ("lime", "1.bmp", None),  # night waterfront, lamps
+    ("lime", "4.bmp", None),  # night street
+    ("lime", "8.bmp", None),  # dim indoor, colours
+    ("dicm", "22.jpg", None),  # dim interior
+    ("lol_eval15/low", "1.png", "lol_eval15/high"),  # dark indoor
+    ("lol_eval15/low", "55.png", "lol_eval15/high"),  # dark indoor
+    ("sice_part1_512", "9.jpg", None),  # near black (a held-out SICE scene, 8.6/255)
+    ("dicm", "57.jpg", None),  # well-exposed daylight
+    ("dicm", "36.jpg", None),  # well-exposed sky and building
 )
 HEIGHT = 200
 
@@ -69,9 +76,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--weights", default=None, help="generator file (default: the bundled model)")
+    parser.add_argument("--previous", default=None, help="the previous default model, for comparison")
     args = parser.parse_args()
     enhancer = Enhancer(args.weights, device="cpu")
     denoiser = Enhancer(args.weights, device="cpu", denoise=True)
+    previous = Enhancer(args.previous, device="cpu") if args.previous else None
 
     dark = Image.open(REPO / "docs" / "examples" / "dark.jpg")
     pair = _grid([[_fit(dark, 300), _fit(enhancer.enhance(dark), 300)]], ["input", "enlightengan enhance"])
@@ -87,9 +96,13 @@ def main() -> None:
         gamma = Image.fromarray(gamma_baseline(np.asarray(low)))
         ref = Image.open(DATASETS / ref_folder / name) if ref_folder else None
         outputs = [low, enhancer.enhance(low), denoiser.enhance(low), gamma, ref]
+        if previous is not None:
+            outputs.insert(1, previous.enhance(low))
         rows.append([None if image is None else _fit(image) for image in outputs])
         print(f"{folder}/{name}")
     titles = ["input", "default model", "--denoise", "gamma curve (baseline)", "reference (LOL)"]
+    if previous is not None:
+        titles.insert(1, "previous model (2026-11)")
     _grid(rows, titles).save(REPO / "docs" / "results-montage.jpg", quality=90)
     print("wrote docs/before-after.jpg and docs/results-montage.jpg")
 

@@ -225,3 +225,134 @@ def tiny_config(low: Path, normal: Path, **overrides: object) -> TrainConfig:
     }
     values.update(overrides)
     return apply_overrides(TrainConfig(), values)
+
+
+# --- HEIC and camera RAW files, made here -------------------------------------------------------------
+
+
+def write_heic(
+    path: Path,
+    pixels: np.ndarray,
+    *,
+    bit_depth: int = 8,
+    exif: bytes | None = None,
+    icc_profile: bytes | None = None,
+    lossless: bool = True,
+) -> Path:
+    """A HEIC file written by pillow-heif itself (not by enlightengan's writer).
+
+    ``pixels``: ``uint8`` RGB/RGBA/grey for 8 bits; for 10 or 12 bits, ``uint16`` samples ``0 .. 2**d - 1``.
+    Lossless (4:4:4 chroma, RGB matrix) unless ``lossless=False``; an EXIF orientation becomes the
+    container's rotation, as phones write it.
+    """
+    pillow_heif = pytest.importorskip("pillow_heif")
+    height, width = pixels.shape[:2]
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    if bit_depth == 8:
+        mode = {1: "L", 3: "RGB", 4: "RGBA"}[channels]
+        data = np.ascontiguousarray(pixels, np.uint8).tobytes()
+    else:
+        mode = {1: "I;16", 3: "RGB;16", 4: "RGBA;16"}[channels]
+        data = (np.ascontiguousarray(pixels, np.uint16) << (16 - bit_depth)).astype(np.uint16).tobytes()
+    heif = pillow_heif.from_bytes(mode=mode, size=(width, height), data=data)
+    options: dict[str, Any] = {"quality": -1, "chroma": 444, "matrix_coefficients": 0} if lossless else {}
+    if bit_depth > 8:
+        options["bit_depth"] = bit_depth
+    if exif is not None:
+        options["exif"] = exif
+    if icc_profile is not None:
+        options["icc_profile"] = icc_profile
+    heif.save(path, **options)
+    return path
+
+
+#: XYZ (D65) -> linear sRGB: the ColorMatrix1 of a synthetic camera whose raw RGB is linear sRGB.
+XYZ_TO_SRGB = (
+    (3.2404542, -1.5371385, -0.4985314),
+    (-0.9692660, 1.8760108, 0.0415560),
+    (0.0556434, -0.2040259, 1.0572252),
+)
+
+
+def bayer_mosaic(rgb: np.ndarray) -> np.ndarray:
+    """``H x W x 3`` -> ``H x W`` RGGB mosaic (R at even rows and columns, B at odd ones)."""
+    mosaic = np.empty(rgb.shape[:2], rgb.dtype)
+    mosaic[0::2, 0::2] = rgb[0::2, 0::2, 0]
+    mosaic[0::2, 1::2] = rgb[0::2, 1::2, 1]
+    mosaic[1::2, 0::2] = rgb[1::2, 0::2, 1]
+    mosaic[1::2, 1::2] = rgb[1::2, 1::2, 2]
+    return mosaic
+
+
+def write_dng(
+    path: Path,
+    mosaic: np.ndarray,
+    *,
+    white: int = 16383,
+    neutral: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    orientation: int = 1,
+    main_tags: dict[int, Any] | None = None,
+    exif: dict[int, Any] | None = None,
+) -> Path:
+    """A minimal uncompressed DNG 1.4 of an RGGB ``mosaic`` (``uint16`` values ``0 .. white``; 16383 is
+    14-bit), written with Pillow's TIFF directory (independent of enlightengan's TIFF writer).
+
+    The camera's raw RGB is linear sRGB (``ColorMatrix1`` = :data:`XYZ_TO_SRGB`, D65); ``neutral`` is the
+    as-shot white balance (the raw values of a grey); ``main_tags`` go into IFD0 (Make, Model, ...) and
+    ``exif`` into an Exif sub-IFD.
+    """
+    from PIL.TiffImagePlugin import IFDRational, ImageFileDirectory_v2
+
+    height, width = mosaic.shape
+    data = np.ascontiguousarray(mosaic, dtype="<u2").tobytes()
+    ifd = ImageFileDirectory_v2(prefix=b"II")
+
+    def put(tag: int, kind: int, value: Any) -> None:
+        ifd.tagtype[tag] = kind
+        ifd[tag] = value
+
+    def rationals(values: Any) -> tuple[IFDRational, ...]:
+        return tuple(IFDRational(round(v * 10000), 10000) for v in values)
+
+    for tag, value in (main_tags or {}).items():
+        ifd[tag] = value
+    put(254, 4, 0)  # NewSubfileType: the main image
+    put(256, 4, width)
+    put(257, 4, height)
+    put(258, 3, 16)  # BitsPerSample
+    put(259, 3, 1)  # no compression
+    put(262, 3, 32803)  # PhotometricInterpretation: CFA
+    put(273, 4, 0)  # StripOffsets (Pillow adds where the data starts)
+    put(274, 3, orientation)
+    put(277, 3, 1)
+    put(278, 4, height)
+    put(279, 4, len(data))
+    put(284, 3, 1)
+    put(33421, 3, (2, 2))  # CFARepeatPatternDim
+    put(33422, 1, b"\x00\x01\x01\x02")  # CFAPattern: R G / G B
+    put(50706, 1, b"\x01\x04\x00\x00")  # DNGVersion 1.4
+    put(50707, 1, b"\x01\x01\x00\x00")
+    put(50708, 2, "enlightengan synthetic camera")  # UniqueCameraModel
+    put(50714, 4, 0)  # BlackLevel
+    put(50717, 4, white)  # WhiteLevel
+    put(50721, 10, rationals(v for row in XYZ_TO_SRGB for v in row))  # ColorMatrix1
+    put(50728, 5, rationals(neutral))  # AsShotNeutral
+    put(50778, 3, 21)  # CalibrationIlluminant1: D65
+    if exif:
+        put(0x8769, 4, exif)
+    path.write_bytes(b"II*\x00" + (8).to_bytes(4, "little") + ifd.tobytes(8) + data)
+    return path
+
+
+def srgb_encode(linear: np.ndarray) -> np.ndarray:
+    """The sRGB transfer function, ``[0, 1]`` linear -> ``[0, 1]`` encoded."""
+    linear = np.clip(linear, 0, 1)
+    return np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)
+
+
+def dark_scene(height: int, width: int) -> np.ndarray:
+    """A smooth night scene in linear RGB, ``H x W x 3`` float64 in about ``[0.002, 0.1]``: a dim gradient,
+    ripples, a brighter window; the darkest tenth lies below 0.5 % of white."""
+    yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
+    lum = 0.002 + 0.03 * xx**2 + 0.01 * (np.sin(yy * 20) + 1) * xx + 0.06 * ((xx > 0.6) & (yy > 0.5))
+    return np.stack([lum, lum * 0.9, lum * 0.7], axis=-1)

@@ -327,7 +327,9 @@ def test_help_documents_everything(capsys: pytest.CaptureFixture[str]) -> None:
     for option in ("--max-pixels", "--quiet", "ENLIGHTENGAN_WEIGHTS", "examples:", "exit status"):
         assert option in text
     assert f"{formats.DEFAULT_MAX_PIXELS:,}" in text
-    assert all(suffix in text for suffix in (*formats.IMAGE_SUFFIXES, *formats.VIDEO_SUFFIXES))
+    assert all(suffix in text for suffix in (*formats.PHOTO_SUFFIXES, *formats.VIDEO_SUFFIXES))
+    for option in ("--format", "--quality", *formats.OUTPUT_FORMATS, "enlightengan[heif]", "[raw]"):
+        assert option in text
 
 
 # --- failures while writing, --max-pixels, --quiet ----------------------------------------------------
@@ -443,3 +445,19 @@ def test_console_script(tmp_path: Path, weights: Path) -> None:
     with Image.open(out / "rotated.jpg") as image:
         assert image.size == (24, 40)
     assert files["corrupt"].exists() and no_part_files(out)
+
+
+def test_a_nearly_black_photo_is_enhanced_with_a_warning(
+    tmp_path: Path, weights: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = np.random.default_rng(5)
+    Image.fromarray(np.clip(rng.normal(1.5, 1.0, (40, 48, 3)), 0, 255).astype(np.uint8)).save(
+        tmp_path / "b.png"
+    )
+    Image.fromarray(make_dark_rgb(40, 48)).save(tmp_path / "d.png")
+    out = tmp_path / "out"
+    common = ["--weights", str(weights), "--device", "cpu", "--quiet", "-o", str(out)]
+    assert main(["enhance", str(tmp_path / "b.png"), str(tmp_path / "d.png"), *common]) == 0
+    err = capsys.readouterr().err
+    assert "warning:" in err and "b.png: nearly black" in err and "d.png: nearly" not in err
+    assert (out / "b.png").is_file() and (out / "d.png").is_file()  # a warning, not a failure

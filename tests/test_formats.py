@@ -35,3 +35,22 @@ def test_suffixes_are_lower_case_with_a_dot_and_disjoint() -> None:
     for suffix in (*IMAGE_SUFFIXES, *VIDEO_SUFFIXES):
         assert suffix.startswith(".") and suffix == suffix.lower()
     assert not set(IMAGE_SUFFIXES) & set(VIDEO_SUFFIXES)
+
+
+def test_photo_suffixes_and_output_formats() -> None:
+    from enlightengan.formats import HEIF_SUFFIXES, OUTPUT_FORMATS, PHOTO_SUFFIXES, RAW_SUFFIXES
+
+    for suffix in (*HEIF_SUFFIXES, *RAW_SUFFIXES):
+        assert suffix.startswith(".") and suffix == suffix.lower()
+    assert PHOTO_SUFFIXES == (*IMAGE_SUFFIXES, *HEIF_SUFFIXES, *RAW_SUFFIXES)
+    assert len(set(PHOTO_SUFFIXES)) == len(PHOTO_SUFFIXES) and not set(PHOTO_SUFFIXES) & set(VIDEO_SUFFIXES)
+    # every output can be read again: its suffix is listed, and RAW is never an output
+    for output in OUTPUT_FORMATS.values():
+        assert output.suffix in PHOTO_SUFFIXES and output.suffix not in RAW_SUFFIXES
+    assert {name: output.pillow for name, output in OUTPUT_FORMATS.items()} == {
+        "jpg": "JPEG",
+        "png": "PNG",
+        "tiff": "TIFF",
+        "webp": "WEBP",
+        "heic": "HEIF",
+    }

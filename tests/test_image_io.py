@@ -301,7 +301,7 @@ def test_16bit_grey_png_round_trip(tmp_path: Path) -> None:
 
 
 def test_16bit_rgb_refuses_jpeg(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="PNG or TIFF"):
+    with pytest.raises(ValueError, match="PNG, TIFF or HEIF"):
         write_image(_rgb16(), tmp_path / "x.jpg")
     assert list(tmp_path.iterdir()) == []
 
@@ -342,3 +342,20 @@ def test_loaded_image_pixels_is_pil_for_8bit(tmp_path: Path) -> None:
     loaded = read_image(path)
     assert isinstance(loaded, LoadedImage)
     assert loaded.pixels is loaded.image and loaded.image.mode == "P" and loaded.format == "PNG"
+
+
+def test_near_black_flags_few_levels_not_darkness_alone() -> None:
+    from enlightengan.image_io import near_black
+
+    rng = np.random.default_rng(0)
+    black8 = np.clip(rng.normal(1.5, 1.0, (60, 80, 3)), 0, 255).astype(np.uint8)  # mean ~1.6, ~6 levels
+    reason = near_black(black8)
+    assert reason is not None and "nearly black" in reason and "grey levels" in reason
+    assert near_black(Image.fromarray(black8)) == reason  # PIL and arrays alike
+    dim8 = np.clip(rng.normal(20, 8, (60, 80, 3)), 0, 255).astype(np.uint8)  # dark, but not near black
+    assert near_black(dim8) is None
+    # the same darkness recorded at 16 bits holds thousands of levels: nothing to warn about
+    black16 = np.clip(rng.normal(1.5 * 257, 257, (60, 80, 3)), 0, 65535).astype(np.uint16)
+    assert near_black(black16) is None
+    grey = np.zeros((10, 10), np.uint8)  # greyscale and a flat black frame
+    assert near_black(grey) is not None

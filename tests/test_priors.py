@@ -94,3 +94,33 @@ def test_chroma_noise_by_hand_and_luminance_detail_is_free() -> None:
     interior = (8 / 9) * d * 2 / 3  # mean over 3 channels of (8/9)(d, d, 0)
     value = chroma_noise_loss(_from_unit(image)).item()
     assert value == pytest.approx(interior, rel=0.1)  # borders (reflected) differ slightly
+
+
+def test_correlation_structure_is_free_for_uneven_brightening_and_sees_lost_texture() -> None:
+    from enlightengan.losses.priors import correlation_structure_loss
+
+    torch.manual_seed(0)
+    texture = torch.rand(1, 1, 32, 32).expand(1, 3, 32, 32) * 0.05 + 0.02
+    ramp = torch.linspace(1.0, 3.0, 32).view(1, 1, 1, 32)  # a gain varying smoothly across the photo
+    unevenly = (texture * ramp + 0.05).clamp(0, 1)  # and an offset
+    assert correlation_structure_loss(_from_unit(texture), _from_unit(texture)).item() == pytest.approx(
+        0, abs=1e-6
+    )
+    assert correlation_structure_loss(_from_unit(unevenly), _from_unit(texture)).item() < 0.03
+    flat = torch.full_like(texture, 0.3)  # texture gone
+    assert correlation_structure_loss(_from_unit(flat), _from_unit(texture)).item() > 0.5
+    inverted = 0.1 - texture  # the texture's contrast reversed: the worst structure, 1 - (-1)
+    assert correlation_structure_loss(_from_unit(inverted), _from_unit(texture)).item() > 1.5
+
+
+def test_correlation_structure_by_hand_on_one_window() -> None:
+    from enlightengan.losses.priors import correlation_structure_loss
+
+    ref = torch.tensor([[0.1, 0.2], [0.3, 0.4]]).expand(1, 3, 2, 2)
+    out = torch.tensor([[0.2, 0.1], [0.3, 0.5]]).expand(1, 3, 2, 2)
+    a, b = out[0, 0].flatten(), ref[0, 0].flatten()
+    cov = ((a - a.mean()) * (b - b.mean())).mean()
+    var_a, var_b = a.var(unbiased=False), b.var(unbiased=False)
+    expected = 1 - (cov + 1e-5) / ((var_a + 1e-5) * (var_b + 1e-5)).sqrt()
+    value = correlation_structure_loss(_from_unit(out), _from_unit(ref), window=2).item()
+    assert value == pytest.approx(expected.item(), abs=1e-5)

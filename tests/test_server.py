@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import os
 import re
@@ -34,12 +35,16 @@ from enlightengan.models.generator import EnlightenGenerator, GeneratorConfig
 from enlightengan.weights import bundled as weights_module
 
 from .conftest import (
+    bayer_mosaic,
     brightening_generator,
+    dark_scene,
     decode,
     encode,
     expected_brightening,
     make_dark_rgb,
     png_declaring,
+    write_dng,
+    write_heic,
 )
 
 # The serve extra (and httpx, for the clients) must be installed before the server can be imported.
@@ -554,12 +559,14 @@ def test_health_info_and_openapi(client: TestClient) -> None:
     info = client.get("/api/info").json()
     assert info["max_upload_bytes"] == 200_000 and info["max_pixels"] == 90_000
     assert info["device"] == "cpu" and info["strength"] == 1.0
+    installed = {extra: importlib.util.find_spec(module) is not None for extra, module in EXTRA_MODULES}
+    assert info["extras"] == installed
     spec = client.get("/openapi.json").json()
     operation = spec["paths"]["/api/enhance"]["post"]
     content = operation["requestBody"]["content"]
     assert content["multipart/form-data"]["schema"]["required"] == ["file"]
     assert "image/*" in content
-    assert {"200", "400", "413", "503"} <= set(operation["responses"])
+    assert {"200", "400", "413", "415", "503"} <= set(operation["responses"])
     assert "Retry-After" in operation["responses"]["503"]["headers"]
     assert "image/*" in operation["responses"]["200"]["content"]
     assert [p["name"] for p in operation["parameters"]] == ["strength"]
@@ -612,6 +619,129 @@ def test_every_request_is_logged_with_status_size_and_duration(
         assert fields == (method, path, status, size)
         assert 0 <= record.__dict__["duration"] < 60
     assert "photo.png" not in " ".join(r.getMessage() for r in access_records)  # no file names
+
+
+#: The optional readers /api/info reports, and the module each needs.
+EXTRA_MODULES = (("heif", "pillow_heif"), ("raw", "rawpy"))
+
+
+# --- HEIC and camera RAW uploads ----------------------------------------------------------------------------
+
+
+def _night_dng(path: Path, height: int = 32, width: int = 48) -> Path:
+    mosaic = np.round(bayer_mosaic(dark_scene(height, width)) * 16383).astype(np.uint16)
+    return write_dng(path, mosaic, main_tags={0x010F: "Synthetic"}, exif={0x9003: "2026:01:02 03:04:05"})
+
+
+def _png16(response: Any) -> np.ndarray:
+    decoded = cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert decoded is not None and decoded.dtype == np.uint16
+    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+
+
+def test_heic_upload_answers_png_upright_with_its_metadata(random_enhancer: Enhancer, tmp_path: Path) -> None:
+    pytest.importorskip("pillow_heif")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # as phones write it: the container's rotation and the EXIF tag beside it
+    exif[0x010F] = "PhoneCo"
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    upload = write_heic(
+        tmp_path / "IMG_0042.heic", make_dark_rgb(20, 44), exif=exif.tobytes(), icc_profile=icc
+    )
+    with TestClient(create_app(random_enhancer, ServerConfig(temp_root=tmp_path))) as client:
+        response = post_file(client, upload.read_bytes(), name="IMG_0042.heic")
+    assert response.status_code == 200, response.text
+    # browsers other than Safari show no HEIC: the answer is PNG, lossless
+    assert response.headers["content-type"] == "image/png" and response.headers["x-image-format"] == "PNG"
+    assert 'filename="IMG_0042-enhanced.png"' in response.headers["content-disposition"]
+    result = decode(response.content)
+    assert result.size == (20, 44)  # upright
+    assert np.array_equal(np.asarray(result), np.asarray(random_enhancer.enhance(read_image(upload).pixels)))
+    assert result.info.get("icc_profile") == icc
+    assert result.getexif()[0x010F] == "PhoneCo" and result.getexif().get(0x0112, 1) == 1
+
+
+def test_10bit_heic_upload_answers_16bit_png(random_enhancer: Enhancer, tmp_path: Path) -> None:
+    pytest.importorskip("pillow_heif")
+    samples = make_dark_rgb(18, 26, seed=8).astype(np.uint16) * 4 + 3
+    upload = write_heic(tmp_path / "hdr.heic", samples, bit_depth=10)
+    with TestClient(create_app(random_enhancer, ServerConfig(temp_root=tmp_path))) as client:
+        response = post_file(client, upload.read_bytes(), name="hdr.heic")
+    assert response.status_code == 200, response.text
+    assert np.array_equal(_png16(response), random_enhancer.enhance(read_image(upload).pixels))
+
+
+def test_dng_upload_answers_16bit_png_with_its_exif(random_enhancer: Enhancer, tmp_path: Path) -> None:
+    pytest.importorskip("rawpy")
+    upload = _night_dng(tmp_path / "night.dng")
+    expected = random_enhancer.enhance(read_image(upload).pixels)
+    with TestClient(create_app(random_enhancer, ServerConfig(temp_root=tmp_path))) as client:
+        named = post_file(client, upload.read_bytes(), name="night.dng")
+        # the raw body has no name: the DNG is recognised by its content
+        body = client.post("/api/enhance", content=upload.read_bytes())
+    for response in (named, body):
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "image/png"
+        assert np.array_equal(_png16(response), expected)
+        exif = decode(response.content).getexif()
+        assert exif[0x010F] == "Synthetic" and exif.get_ifd(0x8769)[0x9003] == "2026:01:02 03:04:05"
+    assert 'filename="night-enhanced.png"' in named.headers["content-disposition"]
+
+
+def test_heic_and_raw_uploads_have_the_same_limits(bright: Enhancer, tmp_path: Path) -> None:
+    pytest.importorskip("pillow_heif")
+    pytest.importorskip("rawpy")
+    heic = write_heic(tmp_path / "a.heic", make_dark_rgb(30, 40)).read_bytes()
+    dng = _night_dng(tmp_path / "a.dng").read_bytes()  # 48 x 32 = 1,536 pixels
+    config = ServerConfig(max_upload_bytes=len(dng) - 1, max_pixels=1_199, temp_root=tmp_path)
+    with TestClient(create_app(bright, config)) as client:
+        too_big = post_file(client, dng, name="a.dng")
+        assert too_big.status_code == 413 and "bytes" in _detail(too_big)
+        many = post_file(client, heic, name="a.heic")
+        assert many.status_code == 413 and "too many pixels: 40 x 30 = 1,200" in _detail(many)
+    config = ServerConfig(max_pixels=1_535, temp_root=tmp_path)
+    with TestClient(create_app(bright, config)) as client:
+        many = post_file(client, dng, name="a.dng")
+        assert many.status_code == 413 and "too many pixels: 48 x 32 = 1,536" in _detail(many)
+
+
+def test_corrupt_heic_and_dng_are_400(client: TestClient, tmp_path: Path) -> None:
+    pytest.importorskip("pillow_heif")
+    pytest.importorskip("rawpy")
+    heic = write_heic(tmp_path / "a.heic", make_dark_rgb(64, 64), lossless=False).read_bytes()
+    dng = _night_dng(tmp_path / "a.dng").read_bytes()
+    response = post_file(client, heic[:-300], name="cut.heic")
+    assert response.status_code == 400 and "HEIF data" in _detail(response)
+    response = post_file(client, dng[: len(dng) // 2], name="cut.dng")
+    assert response.status_code == 400 and "corrupt or truncated RAW data" in _detail(response)
+
+
+def test_missing_extras_are_415_with_the_install_command(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "pillow_heif", None)  # importing them now fails
+    monkeypatch.setitem(sys.modules, "rawpy", None)
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)
+    response = post_file(client, heic, name="a.heic")
+    assert response.status_code == 415 and "pip install 'enlightengan[heif]'" in _detail(response)
+    # an ARW has no signature of its own: the client's file name says what it is
+    response = post_file(client, b"II*\x00" + bytes(64), name="DSC01234.ARW")
+    assert response.status_code == 415 and "pip install 'enlightengan[raw]'" in _detail(response)
+    assert client.get("/api/info").json()["extras"] == {"heif": False, "raw": False}
+
+
+def test_page_takes_heic_and_raw_files(client: TestClient) -> None:
+    from enlightengan.formats import HEIF_SUFFIXES, RAW_SUFFIXES
+
+    html = client.get("/").text
+    accept = re.search(r'accept="([^"]+)"', html)
+    assert accept is not None
+    script = client.get("/static/app.js").text
+    names = re.search(r"const PHOTO_NAMES = /(.+)/i;", script)
+    assert names is not None
+    for suffix in (*HEIF_SUFFIXES, *RAW_SUFFIXES):
+        assert suffix in accept.group(1).split(",")
+        assert re.search(names.group(1), f"photo{suffix.upper()}", re.IGNORECASE)
 
 
 # --- configuration and the command --------------------------------------------------------------------------

@@ -20,10 +20,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from enlightengan.image_io import read_image
 from enlightengan.inference import Enhancer
 from enlightengan.weights import NoDefaultWeightsError, resolve_weights
 
-from .conftest import REPO, brightening_generator, decode, expected_brightening, make_dark_rgb
+from .conftest import (
+    REPO,
+    bayer_mosaic,
+    brightening_generator,
+    dark_scene,
+    decode,
+    expected_brightening,
+    make_dark_rgb,
+    write_dng,
+    write_heic,
+)
 
 pytest.importorskip("playwright.sync_api")
 pytest.importorskip("fastapi")  # the serve extra (test_server above skips too without it)
@@ -156,6 +167,44 @@ def test_upload_compare_strength_download(browser: Any, tmp_path: Path) -> None:
 
     if os.environ.get("ENLIGHTENGAN_UPDATE_SCREENSHOT") == "1":
         _readme_screenshot(browser, tmp_path)
+
+
+@pytest.mark.slow
+def test_heic_and_raw_files_are_taken_and_their_results_shown(browser: Any, tmp_path: Path) -> None:
+    pytest.importorskip("pillow_heif")
+    pytest.importorskip("rawpy")
+    rgb = make_dark_rgb(40, 64, seed=12)
+    heic = write_heic(tmp_path / "IMG_0042.heic", rgb)
+    mosaic = np.round(bayer_mosaic(dark_scene(40, 64)) * 16383).astype(np.uint16)
+    dng = write_dng(tmp_path / "DSC_0815.dng", mosaic)
+    enhancer = Enhancer(model=brightening_generator(), device="cpu")
+    # what the page should show for the RAW file: its 16-bit result, on an 8-bit canvas
+    raw_result = enhancer.enhance(read_image(dng).pixels).astype(np.float64) / 257
+
+    with serve_in_background(create_app(enhancer, ServerConfig(temp_root=tmp_path))) as url:
+        page = browser.new_page()
+        page.goto(url)
+        page.wait_for_selector("#limits:not(:empty)")
+        # as browsers that know neither type hand them over: by name, with no image/ type
+        page.set_input_files(
+            "#file-input",
+            [
+                {"name": path.name, "mimeType": "application/octet-stream", "buffer": path.read_bytes()}
+                for path in (heic, dng)
+            ],
+        )
+        assert page.locator("#notice").inner_text() == ""  # neither was skipped as "not an image"
+        for name in ("IMG_0042.heic", "DSC_0815.dng"):
+            page.locator(".card", has_text=name).locator('xpath=self::*[@data-state="done"]').wait_for(
+                timeout=30_000
+            )
+        after = shown_rgb(page.locator(".card", has_text="IMG_0042.heic").locator(".after")).astype(int)
+        assert np.abs(after - expected_brightening(rgb, 1.0)).max() <= 1
+        after = shown_rgb(page.locator(".card", has_text="DSC_0815.dng").locator(".after")).astype(int)
+        assert after.shape == raw_result.shape and np.abs(after - raw_result).max() <= 1
+        link = page.locator(".card", has_text="DSC_0815.dng").locator(".download")
+        assert link.get_attribute("download") == "DSC_0815-enhanced.png"
+        page.close()
 
 
 def _dark_samples() -> list[tuple[str, np.ndarray]]:

@@ -451,3 +451,26 @@ def test_fixed_statistics_from_a_trained_generator_start_at_its_average_statisti
     # weights are the source's, untouched by the measurement
     source_weights = load_generator(source / "generator.safetensors").state_dict()
     assert torch.equal(tuned.generator.conv1_1.weight, source_weights["conv1_1.weight"])
+
+
+def test_resume_may_change_the_validation_sets_and_their_criterion(
+    tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    val = write_images(tmp_path / "val", 2, False, size=100)
+    ref = write_images(tmp_path / "ref", 2, True, size=100)
+    config = tiny_config(
+        *tiny_data,
+        **{"optim.max_steps": 4, "run.val_every": 2, "data.val_low": str(val), "data.val_ref": str(ref)},
+    )
+    run = tmp_path / "run"
+    Trainer(config, run, progress=False).fit(stop_at=2)
+    assert load_state(list_checkpoints(run)[-1][1])["best"]["criterion"] == "psnr"
+    # resumed with a dim set added: the criterion becomes the combined score, and its first value is best
+    more = apply_overrides(config, {"data.val_dim": str(val), "data.val_normal": str(ref)})
+    resumed = Trainer(more, run, resume=True, progress=False)
+    summary = resumed.fit()
+    assert summary.best is not None and summary.best["criterion"] == "score"
+    assert summary.best["step"] == 4
+    # training settings may not change on resume
+    with pytest.raises(ValueError, match=r"differs .*optim\.lr"):
+        Trainer(apply_overrides(config, {"optim.lr": 1e-3}), run, resume=True, progress=False)

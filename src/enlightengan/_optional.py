@@ -1,4 +1,5 @@
-"""Optional dependencies (``onnx``, ``onnxruntime``, ``av``): imported when a feature needs them.
+"""Optional dependencies (``onnx``, ``onnxruntime``, ``av``, ``pillow_heif``, ``rawpy``): imported when a
+feature needs them.
 
 :func:`require` turns a missing package into an :class:`OptionalDependencyError` that names the
 ``pip install 'enlightengan[extra]'`` command which brings it.
@@ -7,13 +8,15 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import sys
 from typing import Any
 
-__all__ = ["OptionalDependencyError", "require"]
+__all__ = ["OptionalDependencyError", "available", "require"]
 
 
 class OptionalDependencyError(ImportError):
-    """An optional dependency (onnx, onnxruntime, av) is not installed."""
+    """An optional dependency (onnx, onnxruntime, av, pillow_heif, rawpy) is not installed."""
 
 
 def require(module: str, extra: str) -> Any:
@@ -24,3 +27,14 @@ def require(module: str, extra: str) -> Any:
         raise OptionalDependencyError(
             f"this feature needs the optional package {module!r}: pip install 'enlightengan[{extra}]'"
         ) from exc
+
+
+def available(module: str) -> bool:
+    """True when ``module`` can be imported, found without importing it (a module set to ``None`` in
+    ``sys.modules``, as tests do to hide one, is not available)."""
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False

@@ -117,6 +117,9 @@ class LossConfig:
     local_adv_weight: float = 1.0
     #: optional priors beyond the paper (enlightengan.losses.priors), 0 = off
     structure_weight: float = 0.0
+    #: what ``structure_weight`` weighs: "log_gradient" (gradients of log-luminance) or "correlation"
+    #: (SSIM's local correlation of luminance: free to brighten unevenly, so no dark rings at bright edges)
+    structure_kind: Literal["log_gradient", "correlation"] = "log_gradient"
     color_weight: float = 0.0
     exposure_weight: float = 0.0
     exposure_level: float = 0.5

@@ -1,5 +1,5 @@
-"""What the package reads, as torch-free constants: file suffixes, pixel limits, luma weights, the
-strength range, folder listing.
+"""What the package reads and writes, as torch-free constants: file suffixes, output formats, pixel limits,
+luma weights, the strength range, folder listing.
 
 The command-line faces list folders and build their ``--help`` from these without importing the
 inference stack; :mod:`enlightengan.image_io`, the models and the Enhancer use the same values.
@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "DEFAULT_QUALITY",
+    "HEIF_SUFFIXES",
     "IMAGE_SUFFIXES",
     "LUMA_WEIGHTS",
     "MAX_STRENGTH",
+    "OUTPUT_FORMATS",
+    "PHOTO_SUFFIXES",
+    "RAW_SUFFIXES",
     "VIDEO_SUFFIXES",
+    "OutputFormat",
     "list_files",
+    "too_many_pixels",
 ]
 
 #: Default pixel limit of :func:`enlightengan.image_io.read_image` (about 120 megapixels: every camera
@@ -26,8 +34,48 @@ __all__ = [
 #: with its size and this limit otherwise.
 DEFAULT_MAX_PIXELS = 120_000_000
 
-#: File suffixes (lower case) taken as images when a folder is listed.
+#: File suffixes (lower case) of the formats Pillow reads, taken as images when a folder is listed for
+#: training, evaluation and enhancement.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
+
+#: HEIC/HEIF photos (phones), read and written with pillow-heif (extra ``heif``).
+HEIF_SUFFIXES = (".heic", ".heif", ".hif")
+
+#: Camera RAW files, developed with rawpy/LibRaw (extra ``raw``): Adobe DNG, Canon CR2/CR3, Nikon NEF,
+#: Sony ARW, Fujifilm RAF, Olympus ORF, Panasonic RW2.
+RAW_SUFFIXES = (".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2")
+
+#: Everything ``enlightengan enhance`` and ``enlightengan serve`` take as a photo. Training and evaluation
+#: keep to :data:`IMAGE_SUFFIXES` (their datasets are 8-bit images).
+PHOTO_SUFFIXES = (*IMAGE_SUFFIXES, *HEIF_SUFFIXES, *RAW_SUFFIXES)
+
+#: Quality of lossy outputs (JPEG, WebP, HEIC) unless ``--quality`` says otherwise.
+DEFAULT_QUALITY = 95
+
+
+@dataclass(frozen=True)
+class OutputFormat:
+    """An output format that ``enlightengan enhance --format`` can choose.
+
+    Attributes:
+        pillow: the format's Pillow name (``"JPEG"``, ``"HEIF"``, ...), as
+            :mod:`enlightengan.image_io` writes it (:func:`~enlightengan.image_io.fit_to_format` says what
+            each can hold: 16 bits in PNG, TIFF and HEIC; alpha in all but JPEG).
+        suffix: the file suffix given to outputs in this format.
+    """
+
+    pillow: str
+    suffix: str
+
+
+#: ``--format`` choices (besides ``same``), by name.
+OUTPUT_FORMATS = {
+    "jpg": OutputFormat("JPEG", ".jpg"),
+    "png": OutputFormat("PNG", ".png"),
+    "tiff": OutputFormat("TIFF", ".tif"),
+    "webp": OutputFormat("WEBP", ".webp"),
+    "heic": OutputFormat("HEIF", ".heic"),
+}
 
 #: File suffixes (lower case) treated as videos by ``enlightengan enhance``.
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
@@ -42,6 +90,14 @@ LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 #: ``enhance --strength``, ``serve --strength``, the API's ``?strength=`` and the page's slider; beyond
 #: twice the model's own brightening the shadows burn out to flat white.
 MAX_STRENGTH = 2.0
+
+
+def too_many_pixels(width: int, height: int, limit: int) -> str:
+    """The reason given for an image over the pixel limit (the server answers 413 when it starts so)."""
+    return (
+        f"too many pixels: {width} x {height} = {width * height:,}, over the limit of {limit:,} "
+        "(raise it with --max-pixels / max_pixels if the image is genuine)"
+    )
 
 
 def _hidden(path: Path, root: Path) -> bool:

@@ -27,7 +27,7 @@ __all__ = [
 #: ``--denoise`` given without a value: the default strength of
 #: enlightengan.inference.denoise.DenoiseConfig (repeated here so that building the parsers imports no
 #: inference module; a test keeps the two equal).
-DENOISE_STRENGTH = 7.0
+DENOISE_STRENGTH = 10.0
 
 #: ``--backend`` choices: enlightengan.inference.backend.BACKENDS, the default first (repeated here for
 #: the same reason; a test keeps the two equal).

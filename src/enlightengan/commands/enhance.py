@@ -14,7 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..formats import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_files
+from ..formats import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_QUALITY,
+    HEIF_SUFFIXES,
+    IMAGE_SUFFIXES,
+    OUTPUT_FORMATS,
+    PHOTO_SUFFIXES,
+    RAW_SUFFIXES,
+    VIDEO_SUFFIXES,
+    list_files,
+)
 from ._args import (
     add_backend_argument,
     add_denoise_argument,
@@ -53,7 +63,7 @@ examples:
   # a 50-megapixel panorama in bounded memory (tiles of at most 1024 px; the result is exact):
   enlightengan enhance pano.tif -o bright/ --tile 1024
 
-  # about 4x faster, approximate (network on a fifth of the pixels, guided upsampling), via ONNX Runtime:
+  # faster, approximate (the network on a fifth of the pixels, guided upsampling), via ONNX Runtime:
   enlightengan enhance photos/ -o bright/ --fast --backend onnxruntime
 
   # less noise in what were the darkest parts (attention-guided non-local means; 0 = off):
@@ -64,6 +74,12 @@ examples:
 
   # a bulk job shared by 4 machines or cluster tasks (each runs one shard; rerun to resume):
   enlightengan enhance archive/ -o bright/ --recursive --shard 1/4     # ... 2/4, 3/4, 4/4
+
+  # phone HEIC (writes bright/IMG_0042.heic) and camera RAW (bright/DSC_0815.tif, 16-bit):
+  enlightengan enhance IMG_0042.heic DSC_0815.NEF -o bright/           # extras [heif] and [raw]
+
+  # a folder of mixed JPEG, PNG, HEIC and RAW files, all written as JPEG at quality 90:
+  enlightengan enhance night/ -o bright/ --format jpg --quality 90
 
 large images are processed in overlapping tiles sized from the memory available (--tile to choose),
 with the same result as in one piece; nothing is ever downscaled. --fast is the exception: it runs the
@@ -77,14 +93,29 @@ the flicker (mean absolute change between frames, 8-bit levels) of the input and
 
 --shard K/N: the inputs are sorted by output path and every N-th one, starting with the K-th, is this
 process's share; N processes with K = 1..N share the work without overlap. Existing outputs are skipped
-(unless --overwrite), so an interrupted shard is resumed by running it again.
+(unless --overwrite), so an interrupted shard is resumed by running it again. --shard auto reads K/N
+from the scheduler: a Slurm job array ($SLURM_ARRAY_TASK_ID of $SLURM_ARRAY_TASK_COUNT), a Kubernetes
+Indexed Job ($JOB_COMPLETION_INDEX; set $ENLIGHTENGAN_SHARD_COUNT to its completions) or torchrun
+($RANK of $WORLD_SIZE).
 
-what is written: OUT_DIR/<same file name>, in the input's format (JPEG at quality 95), with the same
-size, pixel mode and bit depth (16-bit PNG stays 16-bit), the ICC profile and EXIF kept and the photo
-turned upright by its EXIF orientation. Palette and CMYK images come back as RGB. Folders are read for
-files ending in {" ".join(IMAGE_SUFFIXES)} (hidden files are ignored); files
-named on the command line or matched by a glob are always tried. Every output is written to a temporary
-file and renamed, so an interrupted run never leaves a partial image.
+what is written: OUT_DIR/<same file name>, in the input's format (JPEG, WebP and HEIC at quality
+{DEFAULT_QUALITY}), with the same size, pixel mode and bit depth (16-bit PNG stays 16-bit, 10-bit HEIC stays
+10-bit), the ICC profile and EXIF kept and the photo turned upright by its EXIF orientation. Palette
+and CMYK images come back as RGB. Folders are read for files ending in (any case; hidden files are
+ignored):
+  {" ".join(IMAGE_SUFFIXES)}
+  {" ".join(HEIF_SUFFIXES)}   HEIC/HEIF: needs pip install 'enlightengan[heif]'
+  {" ".join(RAW_SUFFIXES)}   camera RAW: needs pip install 'enlightengan[raw]'
+files named on the command line or matched by a glob are always tried. Every output is written to a
+temporary file and renamed, so an interrupted run never leaves a partial image.
+
+camera RAW files are developed to 16-bit sRGB with the camera's white balance and no automatic
+brightening (brightening is the model's job), enhanced at 16 bits and written as 16-bit TIFF
+(name.tif) with the EXIF the file carries.
+
+--format {"|".join(OUTPUT_FORMATS)} writes every image in that format, with that suffix: 16-bit results
+become 8-bit in JPEG and WebP, alpha is dropped in JPEG, 16-bit results are 10-bit in HEIC. --quality N
+sets the quality of JPEG, WebP and HEIC outputs (1-100). Videos keep their own format.
 
 weights: --weights, else $ENLIGHTENGAN_WEIGHTS, else the default model bundled with the package
 (docs/MODEL_CARD.md). Accepted: the released 200_net_G_A.pth, a plain generator state dict, or this
@@ -109,7 +140,9 @@ def _tile(text: str) -> int:
     return value
 
 
-def _shard(text: str) -> tuple[int, int]:
+def _shard(text: str) -> tuple[int, int] | str:
+    if text.strip() == "auto":
+        return "auto"
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
     if match is None:
         raise argparse.ArgumentTypeError(f"expected K/N such as 2/8, got {text!r}")
@@ -133,6 +166,13 @@ def _fast_config(args: argparse.Namespace) -> Any:
     from ..inference.fast import FastConfig
 
     return FastConfig(scale=args.fast_scale)
+
+
+def _quality(text: str) -> int:
+    value = positive_int(text)
+    if value > 100:
+        raise argparse.ArgumentTypeError(f"must be from 1 to 100, got {text}")
+    return value
 
 
 def _smoothing(text: str) -> float:
@@ -171,6 +211,20 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
     p.add_argument(
+        "--format",
+        choices=("same", *OUTPUT_FORMATS),
+        default="same",
+        help="format of every image written, with its suffix (default: same as the input; RAW -> 16-bit "
+        "TIFF); 16-bit results become 8-bit for jpg and webp, alpha is dropped for jpg",
+    )
+    p.add_argument(
+        "--quality",
+        type=_quality,
+        default=DEFAULT_QUALITY,
+        metavar="N",
+        help=f"quality of JPEG, WebP and HEIC outputs, 1-100 (default: {DEFAULT_QUALITY})",
+    )
+    p.add_argument(
         "--max-pixels",
         type=positive_int,
         default=None,
@@ -207,13 +261,15 @@ def register(subparsers: Any) -> None:
         "--shard",
         type=_shard,
         default=None,
-        metavar="K/N",
-        help="process only the K-th of N interleaved shares of the sorted inputs (bulk jobs)",
+        metavar="K/N|auto",
+        help="process only the K-th of N interleaved shares of the sorted inputs (bulk jobs); auto: K and N "
+        "from a Slurm job array, a Kubernetes Indexed Job or torchrun",
     )
     add_denoise_argument(
         p,
-        "attention-guided denoising after enhancement: non-local means of strength H (default 7 when "
-        "given without H; 3 light, 10 strong), applied where the photo was dark and not where it was bright",
+        "attention-guided denoising after enhancement, where the photo was dark and not where it was "
+        "bright: colour taken from the input (no coloured grain), luma cleaned by non-local means of "
+        "strength H (default 10 when given without H; 5 light, 14 strong)",
     )
     p.add_argument(
         "--smoothing",
@@ -252,7 +308,7 @@ def _is_inside(path: Path, folder: Path) -> bool:
 def _folder_images(folder: Path, recursive: bool, out_dir: Path) -> list[Path]:
     found = [
         path
-        for path in list_files(folder, (*IMAGE_SUFFIXES, *VIDEO_SUFFIXES), recursive=recursive)
+        for path in list_files(folder, (*PHOTO_SUFFIXES, *VIDEO_SUFFIXES), recursive=recursive)
         # never re-enhance earlier results written inside the input tree
         if not (recursive and _is_inside(path, out_dir))
     ]
@@ -263,7 +319,17 @@ def _has_magic(text: str) -> bool:
     return any(ch in text for ch in "*?[")
 
 
-def _plan(inputs: Sequence[str], out_dir: Path, recursive: bool) -> _Plan:
+def _output_name(relative: Path, output_format: str) -> Path:
+    """The output's path under OUT_DIR: the input's, with the suffix of ``--format`` (RAW: ``.tif``)."""
+    suffix = relative.suffix.lower()
+    if suffix in VIDEO_SUFFIXES:
+        return relative
+    if output_format != "same":
+        return relative.with_suffix(OUTPUT_FORMATS[output_format].suffix)
+    return relative.with_suffix(".tif") if suffix in RAW_SUFFIXES else relative
+
+
+def _plan(inputs: Sequence[str], out_dir: Path, recursive: bool, output_format: str = "same") -> _Plan:
     plan = _Plan()
     sources: list[tuple[Path, Path]] = []  # (source, path relative to out_dir)
     for raw in inputs:
@@ -295,7 +361,7 @@ def _plan(inputs: Sequence[str], out_dir: Path, recursive: bool) -> _Plan:
         if resolved in seen_sources:
             continue  # the same file named twice (a folder and a glob, say)
         seen_sources.add(resolved)
-        target = out_dir / relative
+        target = out_dir / _output_name(relative, output_format)
         if target.resolve() == resolved:
             plan.failures.append(
                 (str(source), "its output would overwrite the input: choose another -o folder")
@@ -408,21 +474,38 @@ def _enhance_video(job: _Job, enhancer: Enhancer, args: argparse.Namespace, repo
     )
 
 
-def _enhance_one(job: _Job, enhancer: Enhancer, max_pixels: int | None, tiles: TileBar) -> None:
+def _enhance_one(
+    job: _Job, enhancer: Enhancer, args: argparse.Namespace, report: _Reporter, tiles: TileBar
+) -> None:
     """Read, enhance and write one image; raises ``ValueError``/``OSError``/``RuntimeError`` on failure.
 
     A photo large enough to need several tiles shows their progress in ``tiles``.
     """
-    from ..image_io import read_image, write_image
+    from ..image_io import default_write_format, fit_to_format, near_black, read_image, write_image
 
-    loaded = read_image(job.source, max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
+    loaded = read_image(job.source, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS)
+    warning = near_black(loaded.pixels)
+    if warning is not None:
+        report.say(f"warning: {job.source}: {warning}", important=True)
     try:
         result = enhancer.enhance(loaded.pixels, progress=tiles)
     finally:
         tiles.close()
+    if args.format == "same":
+        file_format = default_write_format(loaded.format) or "PNG"
+    else:
+        file_format = OUTPUT_FORMATS[args.format].pillow
+    # a 10- or 12-bit HEIC is written back at its depth; other 16-bit data as 10-bit HEIC
+    heif_depth = loaded.bit_depth if loaded.format == "HEIF" and loaded.bit_depth in (10, 12) else None
     job.target.parent.mkdir(parents=True, exist_ok=True)
     write_image(
-        result, job.target, format=loaded.format, icc_profile=loaded.icc_profile, exif=loaded.exif, quality=95
+        fit_to_format(result, file_format),
+        job.target,
+        format=file_format,
+        icc_profile=loaded.icc_profile,
+        exif=loaded.exif,
+        quality=args.quality,
+        bit_depth=heif_depth,
     )
 
 
@@ -461,7 +544,7 @@ def _process(
                 if _is_video(job.source):
                     _enhance_video(job, enhancer, args, report)
                 else:
-                    _enhance_one(job, enhancer, args.max_pixels, tiles)
+                    _enhance_one(job, enhancer, args, report, tiles)
             except (ValueError, OSError, RuntimeError, MemoryError, ImportError) as exc:
                 failures.append((str(job.source), _reason(exc)))
                 report.say(f"failed: {job.source}: {failures[-1][1]}", important=True)
@@ -472,22 +555,48 @@ def _process(
     return enhanced, skipped, failures
 
 
+def _resolve_shard(value: tuple[int, int] | str | None) -> tuple[int, int] | None:
+    """``--shard``'s share; ``auto`` is read from the scheduler's environment (:mod:`._shard`)."""
+    if value != "auto":
+        return value if isinstance(value, tuple) else None
+    from ._shard import ShardError, shard_from_environment
+
+    try:
+        return shard_from_environment(os.environ)
+    except ShardError as exc:
+        raise _UsageError(str(exc)) from exc
+
+
 def _shard_jobs(jobs: list[_Job], k: int, n: int) -> list[_Job]:
     """The K-th of N interleaved shares of ``jobs`` sorted by output path (deterministic, disjoint)."""
     ordered = sorted(jobs, key=lambda job: str(job.target))
     return ordered[k - 1 :: n]
 
 
+def _check_format(output_format: str) -> None:
+    """``--format heic`` needs pillow-heif: a usage error before any work, not one failure per image."""
+    if output_format != "heic":
+        return
+    from .._optional import OptionalDependencyError, require
+
+    try:
+        require("pillow_heif", "heif")
+    except OptionalDependencyError as exc:
+        raise _UsageError(f"--format heic: {exc}") from exc
+
+
 def run(args: argparse.Namespace) -> int:
     out_dir: Path = args.output.expanduser()
     created: list[Path] = []
     try:
+        shard = _resolve_shard(args.shard)
+        _check_format(args.format)
         enhancer = _load_enhancer(args)
         if out_dir.exists() and not out_dir.is_dir():
             raise _UsageError(f"the output path {out_dir} exists and is not a folder")
-        plan = _plan(args.inputs, out_dir, args.recursive)
-        if args.shard is not None:
-            plan.jobs = _shard_jobs(plan.jobs, *args.shard)
+        plan = _plan(args.inputs, out_dir, args.recursive, args.format)
+        if shard is not None:
+            plan.jobs = _shard_jobs(plan.jobs, *shard)
         if plan.jobs:  # with nothing to do, no output folder is made at all
             created = _prepare_output(out_dir)
     except _UsageError as exc:

@@ -114,7 +114,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--montage", metavar="FILE.png", type=Path, help="save input | output | reference strips")
     p.add_argument("--save", metavar="DIR", type=Path, help="also save the enhanced images (PNG) here")
     add_denoise_argument(
-        p, "with --weights or the default model: attention-guided denoising of strength H (default 7)"
+        p,
+        "with --weights or the default model: attention-guided denoising (colour from the input, luma "
+        "NL-means of strength H, default 10)",
     )
     p.add_argument("--device", help="device for --weights, e.g. cpu, cuda, cuda:1 (default: automatic)")
 

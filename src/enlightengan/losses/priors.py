@@ -27,6 +27,7 @@ __all__ = [
     "StructureLoss",
     "chroma_noise_loss",
     "color_loss",
+    "correlation_structure_loss",
     "exposure_loss",
     "structure_loss",
 ]
@@ -52,6 +53,29 @@ def structure_loss(output: Tensor, reference: Tensor, offset: float = 0.05) -> T
     dx = (a[..., :, 1:] - a[..., :, :-1]) - (b[..., :, 1:] - b[..., :, :-1])
     dy = (a[..., 1:, :] - a[..., :-1, :]) - (b[..., 1:, :] - b[..., :-1, :])
     return dx.abs().mean() + dy.abs().mean()
+
+
+def correlation_structure_loss(output: Tensor, reference: Tensor, window: int = 7, c: float = 1e-5) -> Tensor:
+    """``1 - mean local correlation`` of the two luminances: the structure term of SSIM as a loss.
+
+    Over every ``window x window`` box (stride 1, no padding) the correlation of the two luminances,
+    ``(cov + c) / sqrt((var_out + c) (var_ref + c))``, as in SSIM's structure term (Wang et al., IEEE TIP
+    2004) but with the floor ``c`` inside both variances, so that an output flattened where the reference
+    has texture scores low instead of perfectly. It is invariant to a gain *and* an offset within each
+    window (up to ``c``), so a brightening that varies across the photo (more in the dark, less beside a
+    bright window) costs nothing, unlike a gradient loss, which charges every change of local contrast
+    and so leaves dark rings beside bright objects. ``c = 1e-5`` is a standard deviation of about 0.8/255:
+    windows flatter than that in both images count as matching. Luminance is the channel mean of the
+    ``[0, 1]`` images.
+    """
+    a = _unit(output).mean(dim=1, keepdim=True)
+    b = _unit(reference).mean(dim=1, keepdim=True)
+    mean_a, mean_b = F.avg_pool2d(a, window, stride=1), F.avg_pool2d(b, window, stride=1)
+    var_a = (F.avg_pool2d(a * a, window, stride=1) - mean_a**2).clamp_min(0.0)
+    var_b = (F.avg_pool2d(b * b, window, stride=1) - mean_b**2).clamp_min(0.0)
+    cov = F.avg_pool2d(a * b, window, stride=1) - mean_a * mean_b
+    correlation = (cov + c) / ((var_a + c) * (var_b + c)).sqrt()
+    return 1.0 - correlation.mean()
 
 
 def color_loss(

@@ -5,10 +5,12 @@ Routes:
 ==========================  ===================================================================
 ``GET /``                   the page: drop photos, compare before/after, set the strength, download
 ``POST /api/enhance``       one image in (multipart field ``file``, or the raw body), the enhanced
-                            image out in the same format; query ``strength`` (0 to 2, default: the
+                            image out in the same format (HEIC and camera RAW: PNG, 16-bit for
+                            10-bit HEIC and RAW); query ``strength`` (0 to 2, default: the
                             server's); errors are JSON ``{"detail": "..."}``: 400 not an image or a
-                            bad parameter, 413 too many bytes or pixels, 503 busy (``Retry-After``:
-                            the seconds the queued work is estimated to take)
+                            bad parameter, 413 too many bytes or pixels, 415 HEIC or RAW without
+                            the server's extra to read it, 503 busy (``Retry-After``: the seconds
+                            the queued work is estimated to take)
 ``GET /api/info``           the server's limits and defaults (the page reads them)
 ``GET /healthz``            ``{"status": "ok", ...}`` while the server runs
 ``GET /openapi.json``       the OpenAPI description (the ``/docs`` viewer is off: it loads its
@@ -43,14 +45,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
+from .._optional import available
 from .._version import __version__
-from ..formats import MAX_STRENGTH
+from ..formats import MAX_STRENGTH, RAW_SUFFIXES
 from .access import AccessLogMiddleware
 from .config import ServerConfig
 from .jobs import TYPICAL_PIXELS, JobQueue, QueueFullError
 from .pipeline import EnhancedFile, Pixels, enhance_file
 from .rejection import Rejected
-from .uploads import FIELD, receive_upload
+from .uploads import FIELD, Upload, receive_upload
 
 if TYPE_CHECKING:
     from ..inference import Enhancer
@@ -139,6 +142,20 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"detail": message}, status_code=status, headers=headers)
 
 
+def _optional_readers() -> dict[str, bool]:
+    """Which optional formats this server reads: HEIC/HEIF (extra ``heif``) and camera RAW (extra ``raw``)."""
+    return {"heif": available("pillow_heif"), "raw": available("rawpy")}
+
+
+def _named_source(upload: Upload) -> Path:
+    """The upload's file, renamed ``upload.nef`` etc. when the client named a camera RAW file: NEF and ARW
+    have no signature of their own and are recognised by their suffix."""
+    suffix = Path(upload.filename).suffix.lower()
+    if suffix not in RAW_SUFFIXES:
+        return upload.path
+    return upload.path.rename(upload.path.with_name(f"upload{suffix}"))
+
+
 def _disposition(filename: str, suffix: str) -> str:
     stem = Path(filename).stem if filename else "image"
     name = f"{stem or 'image'}-enhanced{suffix}"
@@ -167,7 +184,8 @@ _ENHANCE_OPENAPI: dict[str, Any] = {
 _ENHANCE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "the enhanced image, in the input's format (PNG for formats that cannot be "
-        "written), same size, pixel mode and bit depth, ICC profile and EXIF kept",
+        "written, and for HEIC/HEIF and camera RAW: 16-bit for 10-bit HEIC and RAW), same size, pixel "
+        "mode and bit depth, ICC profile and EXIF kept",
         "content": {"image/*": {"schema": _BINARY}},
     },
     400: {
@@ -177,6 +195,11 @@ _ENHANCE_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     413: {
         "description": "more bytes or pixels than the server accepts",
+        "content": {"application/json": {"schema": _ERROR_SCHEMA}},
+    },
+    415: {
+        "description": "a HEIC/HEIF or camera RAW file, and the server lacks the optional package that "
+        "reads it (GET /api/info: extras)",
         "content": {"application/json": {"schema": _ERROR_SCHEMA}},
     },
     503: {
@@ -261,7 +284,8 @@ def create_app(enhancer: Enhancer, config: ServerConfig | None = None) -> FastAP
 
     @app.get("/api/info", summary="Limits and defaults")
     async def info() -> dict[str, Any]:
-        """The default strength and its range, the device, and the upload limits (bytes, pixels)."""
+        """The default strength and its range, the device, the upload limits (bytes, pixels), and
+        whether this server reads HEIC/HEIF and camera RAW files (``extras``)."""
         return {
             "name": "enlightengan",
             "version": __version__,
@@ -272,6 +296,7 @@ def create_app(enhancer: Enhancer, config: ServerConfig | None = None) -> FastAP
             "max_pixels": settings.max_pixels,
             "workers": settings.workers,
             "queue": settings.queue,
+            "extras": _optional_readers(),
         }
 
     @app.post(
@@ -310,10 +335,11 @@ def create_app(enhancer: Enhancer, config: ServerConfig | None = None) -> FastAP
         submitted = False
         try:
             upload = await receive_upload(request, work / "upload", settings.max_upload_bytes)
-            declared = await asyncio.to_thread(_declared_pixels, upload.path)
+            source = _named_source(upload)
+            declared = await asyncio.to_thread(_declared_pixels, source)
             if declared is not None:
                 ticket.set_pixels(declared)  # its share of the queue's work, for Retry-After
-            job = functools.partial(enhance_file, upload.path, work, run_model, settings.max_pixels)
+            job = functools.partial(enhance_file, source, work, run_model, settings.max_pixels)
             submitted = True  # from here on the queue removes `work` and releases the ticket
             result: EnhancedFile = await runtime.queue.run(
                 ticket, job, functools.partial(shutil.rmtree, work, ignore_errors=True)

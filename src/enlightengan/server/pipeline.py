@@ -3,7 +3,9 @@
 Runs in a worker thread (:mod:`enlightengan.server.jobs`). Decoding and encoding go through
 :mod:`enlightengan.image_io`, exactly as ``enlightengan enhance`` does: the photo is turned upright by its
 EXIF orientation, and the result keeps the input's format, size, pixel mode, bit depth, ICC profile and
-EXIF (JPEG at quality 95). A format Pillow can read but not write (PSD, for instance) comes back as PNG.
+EXIF (JPEG at quality 95). A format Pillow can read but not write (PSD, for instance) comes back as PNG,
+and so do HEIC/HEIF and camera RAW uploads, which most browsers cannot show: a 10-bit HEIC or a RAW file
+comes back as 16-bit PNG, with its EXIF.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ __all__ = ["EnhancedFile", "ImageRejected", "check_pixels", "enhance_file", "out
 #: Formats a camera or scanner writes under one name but that are written as another.
 _WRITE_AS = {"MPO": "JPEG"}
 
+#: Formats read here but answered as PNG: browsers other than Safari do not show HEIF.
+_ANSWER_AS_PNG = frozenset({"HEIF"})
+
 #: File name suffixes of the common formats; others take the first suffix Pillow registers.
 _SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "WEBP": ".webp", "BMP": ".bmp", "GIF": ".gif"}
 
@@ -30,7 +35,7 @@ Pixels = Image.Image | NDArray[Any]
 
 
 class ImageRejected(Rejected):
-    """An upload that is not an image this server will enhance: ``status`` 400 or 413, and why."""
+    """An upload that is not an image this server will enhance: ``status`` 400, 413 or 415, and why."""
 
 
 @dataclass(frozen=True)
@@ -46,9 +51,14 @@ class EnhancedFile:
 
 
 def output_format(read_format: str | None) -> str:
-    """The Pillow format to answer in for an input read as ``read_format``: the same, or PNG."""
+    """The Pillow format to answer in for an input read as ``read_format``: the same, or PNG (for formats
+    that cannot be written, HEIF and camera RAW)."""
+    from ..image_io import is_raw_format
+
     Image.init()
     name = _WRITE_AS.get(read_format or "", read_format or "")
+    if is_raw_format(name) or name in _ANSWER_AS_PNG:
+        return "PNG"
     return name if name in Image.SAVE else "PNG"
 
 
@@ -95,13 +105,16 @@ def enhance_file(
 
     Raises:
         ImageRejected: 413 for too many pixels; 400 for a file that is not an image, or is corrupt,
-            truncated, or of an unsupported pixel mode (the message says which).
+            truncated, or of an unsupported pixel mode (the message says which); 415 for a HEIC or RAW
+            file when the server lacks the optional package that reads it.
     """
-    from ..image_io import ImageReadError, read_image, write_image
+    from ..image_io import CodecMissingError, ImageReadError, read_image, write_image
 
     check_pixels(source, max_pixels)
     try:
         loaded = read_image(source, max_pixels=max_pixels)
+    except CodecMissingError as exc:
+        raise ImageRejected(415, f"this server cannot read the upload: {exc.reason}") from exc
     except ImageReadError as exc:
         status = 413 if exc.reason.startswith("too many pixels") else 400
         raise ImageRejected(status, exc.reason) from exc

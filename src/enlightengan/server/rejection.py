@@ -6,7 +6,7 @@ __all__ = ["Rejected"]
 
 
 class Rejected(Exception):
-    """A refused request: ``status`` is the HTTP status (400 or 413), ``message`` says why."""
+    """A refused request: ``status`` is the HTTP status (400, 413 or 415), ``message`` says why."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)

@@ -23,7 +23,13 @@ from ..losses.adversarial import (
 )
 from ..losses.consistency import resolution_consistency_loss
 from ..losses.feature import SelfFeaturePreservingLoss
-from ..losses.priors import chroma_noise_loss, color_loss, exposure_loss, structure_loss
+from ..losses.priors import (
+    chroma_noise_loss,
+    color_loss,
+    correlation_structure_loss,
+    exposure_loss,
+    structure_loss,
+)
 from ..models.ops import attention_map
 from .distributed import global_mean
 
@@ -146,7 +152,8 @@ class EnlightenGANObjective(nn.Module):
 
         # optional terms beyond the paper (all weights 0 in configs/paper.yaml)
         if cfg.structure_weight:
-            terms.add("g_structure", cfg.structure_weight, structure_loss(output, batch.low))
+            structure = correlation_structure_loss if cfg.structure_kind == "correlation" else structure_loss
+            terms.add("g_structure", cfg.structure_weight, structure(output, batch.low))
         if cfg.color_weight:
             terms.add("g_color", cfg.color_weight, color_loss(output, batch.low, floor=cfg.color_floor))
         if cfg.exposure_weight:

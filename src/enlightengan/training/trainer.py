@@ -640,7 +640,12 @@ class Trainer:
                 writer.add_scalar(f"val/{key}", value, self.step)
             if result.montage is not None:
                 writer.add_image("val/montage", result.montage, self.step, dataformats="HWC")
-        if self.best is None or result.better_than(self.best):
+        # a resumed run whose validation sets changed may have a new criterion: its first result is best
+        if (
+            self.best is None
+            or self.best.get("criterion") != result.criterion
+            or result.better_than(self.best)
+        ):
             self.best = {"step": self.step, **result.metrics, "criterion": result.criterion}
             self._best_pending = True
 

@@ -142,8 +142,11 @@ function addFile(file) {
   page.items.push(item);
 }
 
+// Browsers give HEIC and camera RAW files no image/ type, or none at all: known by their names.
+const PHOTO_NAMES = /\.(tiff?|webp|heic|heif|hif|dng|cr2|cr3|nef|arw|raf|orf|rw2)$/i;
+
 function addFiles(files) {
-  const images = [...files].filter((f) => f.type.startsWith("image/") || /\.(tiff?|webp)$/i.test(f.name));
+  const images = [...files].filter((f) => f.type.startsWith("image/") || PHOTO_NAMES.test(f.name));
   if (images.length < files.length) notify(`${files.length - images.length} file(s) skipped: not images`, true);
   else notify("");
   images.forEach(addFile);
