@@ -171,3 +171,17 @@ def test_missing_references_are_named(tmp_path: Path) -> None:
     ref = Path(_write(tmp_path / "ref", {"a.jpg": make_dark_rgb(8, 8)}))  # matched by name without suffix
     with pytest.raises(ValueError, match=r"missing .*\['b.png'\]"):
         Validator(DataConfig(val_low=str(low), val_ref=str(ref)), torch.device("cpu"))
+
+
+def test_validation_applies_the_exposure_fade_as_the_enhancer_does(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    bright = {
+        "n.png": np.clip(make_dark_rgb(100, 100, seed=7).astype(np.int32) * 6 + 90, 0, 255).astype(np.uint8)
+    }
+    data = DataConfig(val_normal=_write(tmp_path / "normal", bright))
+    plain = EnlightenGenerator(GeneratorConfig(base_width=4))
+    faded = EnlightenGenerator(GeneratorConfig(base_width=4, exposure_fade=(0.35, 0.45)))
+    faded.load_state_dict(plain.state_dict())
+    validator = Validator(data, torch.device("cpu"))
+    assert validator.evaluate(plain).metrics["de_normal"] > 0.5  # a random network changes the photo
+    assert validator.evaluate(faded).metrics["de_normal"] == 0.0  # well exposed: left as it is

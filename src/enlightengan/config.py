@@ -90,6 +90,10 @@ class ModelConfig:
     #: photos tile exactly; the network starts as the identity, its residual head at zero, with
     #: He-initialised convolutions)
     batchnorm: Literal["batch", "fixed"] = "batch"
+    #: ``(low, high)`` mean brightness over which the Enhancer fades the enhancement out
+    #: (:attr:`enlightengan.models.generator.GeneratorConfig.exposure_fade`): recorded in the exported
+    #: generator files and applied in validation; it does not change training. None = off
+    exposure_fade: tuple[float, float] | None = None
     #: with ``batchnorm: fixed`` and ``init_from``: first set the statistics to their average over this
     #: many whole low-light training images (0 = keep the loaded running statistics)
     statistics_images: int = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,15 @@ def register(subparsers: Any) -> None:
         "default: as in the weights file",
     )
     p.add_argument(
+        "--exposure-fade",
+        type=_fade,
+        metavar="LOW,HIGH",
+        help="record that the Enhancer fades the model's enhancement out between these mean brightnesses "
+        "of a photo (0-1, e.g. 0.35,0.45: full below LOW, none above HIGH, for photos already well "
+        "exposed); 'none' removes it; default: as in the weights file. Applied by the Enhancer, not "
+        "inside an ONNX graph",
+    )
+    p.add_argument(
         "--recalibrate-max",
         type=positive_int,
         default=200,
@@ -92,6 +102,19 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="run the written graph with onnxruntime and compare with PyTorch (tolerance 1e-4 on [-1, 1])",
     )
+
+
+def _fade(text: str) -> tuple[float, float] | str:
+    if text.strip().lower() == "none":
+        return "none"
+    parts = text.split(",")
+    try:
+        low, high = (float(part) for part in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH such as 0.35,0.45, got {text!r}") from None
+    if not 0.0 <= low < high <= 1.0:
+        raise argparse.ArgumentTypeError(f"needs 0 <= LOW < HIGH <= 1, got {text}")
+    return low, high
 
 
 def _verify(model: Any, path: Path) -> float:
@@ -162,9 +185,10 @@ def run(args: argparse.Namespace) -> int:
         model = load_generator(source)
         metadata = {"source": source.name}
         if args.batchnorm is not None:
-            import dataclasses
-
             model.config = dataclasses.replace(model.config, batchnorm=args.batchnorm)
+        if args.exposure_fade is not None:
+            fade = None if args.exposure_fade == "none" else args.exposure_fade
+            model.config = dataclasses.replace(model.config, exposure_fade=fade)
         if args.recalibrate_bn is not None:
             used = _recalibrate(model, args.recalibrate_bn, args.recalibrate_max)
             metadata["batchnorm"] = f"recalibrated on {used} images of {args.recalibrate_bn.name}"
@@ -180,6 +204,12 @@ def run(args: argparse.Namespace) -> int:
             )
         if args.onnx is not None:
             target = args.onnx.expanduser()
+            if model.config.exposure_fade is not None:
+                print(
+                    f"note: the exposure fade {model.config.exposure_fade} is applied by the Enhancer "
+                    "(--backend onnxruntime too), not inside the ONNX graph",
+                    file=sys.stderr,
+                )
             export_onnx(model, target, opset=args.opset or DEFAULT_OPSET)
             print(f"wrote {target} ({target.stat().st_size:,} bytes); onnx.checker: ok", file=sys.stderr)
     except (OptionalDependencyError, OSError, ValueError) as exc:

@@ -38,7 +38,7 @@ from ..formats import MAX_STRENGTH
 from ..image_io import prepare
 from ..models.batchnorm import statistics_image
 from ..models.checkpoint import load_generator
-from ..models.generator import EnlightenGenerator
+from ..models.generator import EnlightenGenerator, exposure_fade_factor
 from ..models.ops import MULTIPLE, shrink
 from ..weights import resolve_weights
 from .backend import BACKENDS, Backend, BackendName, StatisticsBackend
@@ -203,8 +203,11 @@ class Enhancer:
         """
         if self.per_image_batchnorm:
             latents = [self._run_per_image(one, progress) for one in image.split(1)]
-            return latents[0] if len(latents) == 1 else torch.cat(latents)
-        return self._run_with(self._backend, image, self._budget(), progress)
+            latent = latents[0] if len(latents) == 1 else torch.cat(latents)
+        else:
+            latent = self._run_with(self._backend, image, self._budget(), progress)
+        fade = self.model.config.exposure_fade
+        return latent if fade is None else latent.mul_(exposure_fade_factor(image, fade))
 
     def _run_per_image(self, image: Tensor, progress: Progress | None = None) -> Tensor:
         """The latent of one image (``1 x 3 x H x W``) for a per-image BatchNorm generator.

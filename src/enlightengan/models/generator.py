@@ -64,10 +64,18 @@ class GeneratorConfig:
             measures them inside the pass for images of at most ``STATS_MAX_PIXELS`` that run in one
             piece, and otherwise first on the image (shrunk beyond that size), then runs the usual
             exact, tiled path with them. The module itself always computes as the mode it is in.
+        exposure_fade: ``(low, high)`` mean brightnesses (BT.601 luminance of the ``[0, 1]`` input), or
+            ``None`` (the published behaviour). With it, :class:`enlightengan.Enhancer` scales each
+            photo's residual by a factor that is 1 for photos darker on average than ``low``, 0 for
+            photos brighter than ``high``, and a smoothstep between: a well-exposed photo is left as it
+            is, a dim one gets the full enhancement (:func:`exposure_fade_factor`). It is a property of
+            the weights (what they were trained and validated for), so it travels in the file; the
+            network itself is unchanged.
     """
 
     base_width: int = 32
     batchnorm: BatchNormMode = "running"
+    exposure_fade: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.base_width, int) or self.base_width < 1:
@@ -75,6 +83,13 @@ class GeneratorConfig:
         if self.batchnorm not in BATCHNORM_MODES:
             modes = " or ".join(repr(mode) for mode in BATCHNORM_MODES)
             raise ValueError(f"batchnorm must be {modes}, got {self.batchnorm!r}")
+        if self.exposure_fade is not None:
+            low, high = (float(v) for v in self.exposure_fade)
+            if not 0.0 <= low < high <= 1.0:
+                raise ValueError(
+                    f"exposure_fade must be (low, high) with 0 <= low < high <= 1, got {self.exposure_fade}"
+                )
+            object.__setattr__(self, "exposure_fade", (low, high))
 
     @property
     def per_image(self) -> bool:
@@ -86,10 +101,28 @@ class GeneratorConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GeneratorConfig:
-        unknown = set(data) - {"base_width", "batchnorm"}
+        unknown = set(data) - {"base_width", "batchnorm", "exposure_fade"}
         if unknown:
             raise ValueError(f"unknown generator config keys: {sorted(unknown)}")
-        return cls(**data)
+        fade = data.get("exposure_fade")
+        return cls(**{**data, "exposure_fade": None if fade is None else tuple(fade)})
+
+
+def exposure_fade_factor(image: Tensor, fade: tuple[float, float]) -> Tensor:
+    """Per-image residual scale of :attr:`GeneratorConfig.exposure_fade`.
+
+    Args:
+        image: ``N x 3 x H x W`` RGB in ``[-1, 1]``.
+        fade: ``(low, high)`` mean brightnesses in ``[0, 1]``.
+
+    Returns:
+        ``N x 1 x 1 x 1``: ``smoothstep((high - m) / (high - low))`` of each image's mean BT.601
+        luminance ``m``: 1 at or below ``low``, 0 at or above ``high``.
+    """
+    low, high = fade
+    brightness = 1.0 - attention_map(image).mean(dim=(1, 2, 3), keepdim=True)
+    t = ((high - brightness) / (high - low)).clamp(0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
 
 
 class GeneratorOutput(NamedTuple):

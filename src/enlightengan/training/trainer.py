@@ -193,7 +193,9 @@ class Trainer:
         """
         model = self.config.model
         torch.manual_seed(self.config.run.seed)
-        generator = EnlightenGenerator(GeneratorConfig(base_width=model.width))
+        generator = EnlightenGenerator(
+            GeneratorConfig(base_width=model.width, exposure_fade=model.exposure_fade)
+        )
         d_global = PatchDiscriminator(
             DiscriminatorConfig(n_layers=model.global_layers, base_width=model.d_width)
         )
@@ -675,9 +677,9 @@ class Trainer:
 
 
 def _may_change_on_resume(key: str) -> bool:
-    """Settings a resumed run may change: ``optim.max_steps`` (it may grow) and the validation sets,
-    which are read but never change what is trained (the ``run`` section is never compared)."""
-    return key == "optim.max_steps" or key.startswith("data.val_")
+    """Settings a resumed run may change: ``optim.max_steps`` (it may grow), the validation sets and the
+    exposure fade, which never change what is trained (the ``run`` section is never compared)."""
+    return key in ("optim.max_steps", "model.exposure_fade") or key.startswith("data.val_")
 
 
 def _check_finite(logs: dict[str, Tensor], step: int) -> None:

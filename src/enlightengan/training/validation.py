@@ -37,6 +37,7 @@ from torch import nn
 from ..config import DataConfig
 from ..data.folders import list_images
 from ..image_io import from_tensor, to_tensor
+from ..models.generator import exposure_fade_factor
 
 __all__ = ["ValidationResult", "Validator", "composite_score"]
 
@@ -122,7 +123,14 @@ class Validator:
 
         def enhance(path: Path, index: int) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
             rgb = _load_rgb(path)
-            out = np.asarray(from_tensor(generator(to_tensor(rgb).to(self.device)).output))
+            x = to_tensor(rgb).to(self.device)
+            result = generator(x)
+            fade = getattr(getattr(generator, "config", None), "exposure_fade", None)
+            if fade is None:
+                enhanced = result.output
+            else:  # as the Enhancer runs a generator with an exposure fade
+                enhanced = x + exposure_fade_factor(x, fade) * result.latent
+            out = np.asarray(from_tensor(enhanced))
             if index < MONTAGE_IMAGES:
                 panels.append((rgb, out))
             return rgb, out
