@@ -461,3 +461,30 @@ def test_a_nearly_black_photo_is_enhanced_with_a_warning(
     err = capsys.readouterr().err
     assert "warning:" in err and "b.png: nearly black" in err and "d.png: nearly" not in err
     assert (out / "b.png").is_file() and (out / "d.png").is_file()  # a warning, not a failure
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_overlapped_workers_write_what_the_sequential_loop_writes(
+    tmp_path: Path, weights: Path, capsys: pytest.CaptureFixture[str], workers: str
+) -> None:
+    files = make_mixed_folder(tmp_path / "in")
+    common = [tmp_path / "in", "--weights", weights, "--device", "cpu", "--quiet"]
+    status0, err0 = run(capsys, *common, "-o", tmp_path / "seq", "--workers", "0")
+    status, err = run(capsys, *common, "-o", tmp_path / "par", "--workers", workers)
+    assert status == status0 == 1  # the broken files fail alike
+    for name in ("corrupt.jpg", "notes.png", "empty.jpg"):
+        assert name in err and name in err0
+    written = sorted(p.name for p in (tmp_path / "seq").iterdir())
+    assert written == sorted(p.name for p in (tmp_path / "par").iterdir())
+    assert len(written) == 4 and no_part_files(tmp_path / "par")
+    for name in written:
+        seq, par = Image.open(tmp_path / "seq" / name), Image.open(tmp_path / "par" / name)
+        assert seq.mode == par.mode
+        np.testing.assert_array_equal(np.asarray(seq), np.asarray(par))
+    del files
+
+
+def test_workers_must_be_a_count(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["enhance", str(tmp_path), "-o", str(tmp_path / "o"), "--workers", "-1"])
+    assert "--workers" in capsys.readouterr().err

@@ -9,7 +9,7 @@ import re
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +38,7 @@ from ._args import (
 from ._progress import TileBar
 
 if TYPE_CHECKING:
+    from ..image_io import LoadedImage
     from ..inference import Enhancer
 
 __all__ = ["register", "run"]
@@ -137,6 +138,16 @@ def _tile(text: str) -> int:
         raise argparse.ArgumentTypeError(
             f"must be at least {_MIN_TILE} pixels (tiles overlap by 48 px), got {text}"
         )
+    return value
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
 
 
@@ -257,6 +268,15 @@ def register(subparsers: Any) -> None:
         "larger is faster and coarser)",
     )
     add_backend_argument(p)
+    p.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N",
+        help="bulk speed: the next photos are decoded and the last ones encoded while the network runs "
+        "(default 1); N >= 2 runs N networks side by side, each with its share of the cores, for machines "
+        "with many cores (memory grows with N); 0 processes the photos strictly one after the other",
+    )
     p.add_argument(
         "--shard",
         type=_shard,
@@ -474,23 +494,21 @@ def _enhance_video(job: _Job, enhancer: Enhancer, args: argparse.Namespace, repo
     )
 
 
-def _enhance_one(
-    job: _Job, enhancer: Enhancer, args: argparse.Namespace, report: _Reporter, tiles: TileBar
-) -> None:
-    """Read, enhance and write one image; raises ``ValueError``/``OSError``/``RuntimeError`` on failure.
-
-    A photo large enough to need several tiles shows their progress in ``tiles``.
-    """
-    from ..image_io import default_write_format, fit_to_format, near_black, read_image, write_image
+def _read_one(job: _Job, args: argparse.Namespace, report: _Reporter) -> LoadedImage:
+    """Decode one photo (with the near-black warning); raises ``ValueError``/``OSError`` on failure."""
+    from ..image_io import near_black, read_image
 
     loaded = read_image(job.source, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS)
     warning = near_black(loaded.pixels)
     if warning is not None:
         report.say(f"warning: {job.source}: {warning}", important=True)
-    try:
-        result = enhancer.enhance(loaded.pixels, progress=tiles)
-    finally:
-        tiles.close()
+    return loaded
+
+
+def _write_one(job: _Job, loaded: LoadedImage, result: Any, args: argparse.Namespace) -> None:
+    """Encode and write one result in the chosen format, with the photo's ICC profile and EXIF."""
+    from ..image_io import default_write_format, fit_to_format, write_image
+
     if args.format == "same":
         file_format = default_write_format(loaded.format) or "PNG"
     else:
@@ -509,6 +527,21 @@ def _enhance_one(
     )
 
 
+def _enhance_one(
+    job: _Job, enhancer: Enhancer, args: argparse.Namespace, report: _Reporter, tiles: TileBar
+) -> None:
+    """Read, enhance and write one image; raises ``ValueError``/``OSError``/``RuntimeError`` on failure.
+
+    A photo large enough to need several tiles shows their progress in ``tiles``.
+    """
+    loaded = _read_one(job, args, report)
+    try:
+        result = enhancer.enhance(loaded.pixels, progress=tiles)
+    finally:
+        tiles.close()
+    _write_one(job, loaded, result, args)
+
+
 def _reason(exc: BaseException) -> str:
     from ..image_io import ImageReadError
 
@@ -523,36 +556,97 @@ def _reason(exc: BaseException) -> str:
     return str(exc)
 
 
+_FAILURES = (ValueError, OSError, RuntimeError, MemoryError, ImportError)
+
+
 def _process(
     jobs: Iterable[_Job], total: int, args: argparse.Namespace, enhancer: Enhancer
 ) -> tuple[int, int, list[tuple[str, str]]]:
+    """Enhance every job: photos overlapped (``--workers`` >= 1) or one after another (0), videos in turn."""
     from tqdm import tqdm
 
     enhanced = skipped = 0
     failures: list[tuple[str, str]] = []
-    tiles = TileBar(disable=args.quiet)
+    photos: list[_Job] = []
+    tiles = TileBar(disable=args.quiet or args.workers > 1)  # several photos at once: no tile bar
     with tqdm(total=total, unit="img", disable=args.quiet, file=sys.stderr, dynamic_ncols=True) as bar:
         report = _Reporter(args.quiet, None if args.quiet else bar)
+
+        def finished(job: _Job, error: BaseException | None, seconds: float | None = None) -> None:
+            nonlocal enhanced
+            if error is None:
+                enhanced += 1
+            else:
+                failures.append((str(job.source), _reason(error)))
+                report.say(f"failed: {job.source}: {failures[-1][1]}", important=True)
+            if seconds is not None:
+                bar.set_postfix_str(f"{job.source.name} {seconds:.2f}s", refresh=False)
+            bar.update(1)
+
         for job in jobs:
             if job.target.exists() and not args.overwrite:
                 skipped += 1
                 report.say(f"skipped (exists, use --overwrite to replace): {job.target}")
                 bar.update(1)
-                continue
-            start = time.perf_counter()
-            try:
-                if _is_video(job.source):
-                    _enhance_video(job, enhancer, args, report)
+            elif _is_video(job.source) or args.workers == 0:
+                start = time.perf_counter()
+                try:
+                    if _is_video(job.source):
+                        _enhance_video(job, enhancer, args, report)
+                    else:
+                        _enhance_one(job, enhancer, args, report, tiles)
+                except _FAILURES as exc:
+                    finished(job, exc, time.perf_counter() - start)
                 else:
-                    _enhance_one(job, enhancer, args, report, tiles)
-            except (ValueError, OSError, RuntimeError, MemoryError, ImportError) as exc:
-                failures.append((str(job.source), _reason(exc)))
-                report.say(f"failed: {job.source}: {failures[-1][1]}", important=True)
+                    finished(job, None, time.perf_counter() - start)
             else:
-                enhanced += 1
-            bar.set_postfix_str(f"{job.source.name} {time.perf_counter() - start:.2f}s", refresh=False)
-            bar.update(1)
+                photos.append(job)
+        if photos:
+            _overlapped(photos, enhancer, args, report, tiles, finished)
     return enhanced, skipped, failures
+
+
+def _overlapped(
+    photos: list[_Job],
+    enhancer: Enhancer,
+    args: argparse.Namespace,
+    report: _Reporter,
+    tiles: TileBar,
+    finished: Callable[[_Job, BaseException | None], None],
+) -> None:
+    """Decode ahead and encode behind the network (:class:`._pipeline.Pipeline`), ``--workers`` networks."""
+    import threading
+
+    import torch
+
+    from ._pipeline import Pipeline
+
+    threads = torch.get_num_threads()
+    lock = threading.Lock()
+
+    def work(job: _Job, loaded: LoadedImage) -> tuple[LoadedImage, Any]:
+        try:
+            return loaded, enhancer.enhance(loaded.pixels, progress=None if args.workers > 1 else tiles)
+        finally:
+            if args.workers == 1:
+                tiles.close()
+
+    def write(job: _Job, item: tuple[LoadedImage, Any]) -> None:
+        _write_one(job, item[0], item[1], args)
+
+    def done(job: _Job, error: BaseException | None) -> None:
+        with lock:  # the progress bar and the failure list are shared with the other threads
+            finished(job, error)
+
+    pipeline: Pipeline[_Job, LoadedImage, tuple[LoadedImage, Any]] = Pipeline(
+        lambda job: _read_one(job, args, report), work, write, done, workers=max(1, args.workers)
+    )
+    if args.workers > 1:  # each network thread gets its share of the cores, not all of them
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // args.workers))
+    try:
+        pipeline.run(photos)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _resolve_shard(value: tuple[int, int] | str | None) -> tuple[int, int] | None:
