@@ -278,15 +278,19 @@ def _orientation(image: Image.Image) -> int:
         return 1
 
 
+def _upright(exif: Image.Exif) -> bytes | None:
+    """``exif`` with its orientation reset to 1 (changed in place), as bytes; None when empty."""
+    if not exif:
+        return None
+    if _ORIENTATION_TAG in exif:
+        exif[_ORIENTATION_TAG] = 1
+    return exif.tobytes()
+
+
 def _upright_exif(image: Image.Image) -> bytes | None:
     """The EXIF block with its orientation reset to 1 (``image``'s own EXIF is changed: call last)."""
     try:
-        exif = image.getexif()
-        if not exif:
-            return None
-        if _ORIENTATION_TAG in exif:
-            exif[_ORIENTATION_TAG] = 1
-        return exif.tobytes()
+        return _upright(image.getexif())
     except Exception:  # malformed EXIF: the pixels are still good, the metadata is dropped
         return None
 
@@ -345,11 +349,7 @@ def _upright_exif_bytes(data: bytes | None) -> bytes | None:
     try:
         exif = Image.Exif()
         exif.load(data)
-        if not exif:
-            return None
-        if _ORIENTATION_TAG in exif:
-            exif[_ORIENTATION_TAG] = 1
-        return exif.tobytes()
+        return _upright(exif)
     except Exception:  # malformed EXIF: the pixels are still good, the metadata is dropped
         return None
 
