@@ -124,3 +124,34 @@ def test_correlation_structure_by_hand_on_one_window() -> None:
     expected = 1 - (cov + 1e-5) / ((var_a + 1e-5) * (var_b + 1e-5)).sqrt()
     value = correlation_structure_loss(_from_unit(out), _from_unit(ref), window=2).item()
     assert value == pytest.approx(expected.item(), abs=1e-5)
+
+
+def _srgb(linear: torch.Tensor) -> torch.Tensor:
+    return torch.where(
+        linear <= 0.0031308, linear * 12.92, 1.055 * linear.clamp_min(1e-12) ** (1 / 2.4) - 0.055
+    )
+
+
+def test_chromaticity_is_free_for_a_linear_gain_and_charges_a_cast_in_the_dark() -> None:
+    from enlightengan.losses.priors import chromaticity_loss
+
+    dark_linear = torch.tensor([0.02, 0.01, 0.005]).view(1, 3, 1, 1).expand(1, 3, 16, 16)
+    dark = _from_unit(_srgb(dark_linear))
+    brighter = _from_unit(_srgb(dark_linear * 10))
+    assert chromaticity_loss(brighter, dark).item() < 1e-3  # up to the 0.3 % pull to neutral (w = 0.997)
+    # a teal cast of the same brightness: chromaticity (0.1, 0.45, 0.45) against (4/7, 2/7, 1/7)
+    teal = _from_unit(_srgb(torch.tensor([0.035, 0.1575, 0.1575]).view(1, 3, 1, 1).expand(1, 3, 16, 16)))
+    w = 0.035**2 / (0.035**2 + 0.002**2)
+    target = torch.tensor([w * 4 / 7 + (1 - w) / 3, w * 2 / 7 + (1 - w) / 3, w * 1 / 7 + (1 - w) / 3])
+    expected = (torch.tensor([0.1, 0.45, 0.45]) - target).abs().mean().item()
+    assert chromaticity_loss(teal, dark).item() == pytest.approx(expected, abs=1e-4)
+
+
+def test_chromaticity_pulls_nearly_black_cells_to_neutral() -> None:
+    from enlightengan.losses.priors import chromaticity_loss
+
+    black = torch.full((1, 3, 8, 8), -1.0)  # sum 0: the target is neutral grey
+    grey = _from_unit(torch.full((1, 3, 8, 8), 0.5))
+    green = _from_unit(torch.tensor([0.3, 0.6, 0.3]).view(1, 3, 1, 1).expand(1, 3, 8, 8))
+    assert chromaticity_loss(grey, black).item() == pytest.approx(0.0, abs=1e-5)
+    assert chromaticity_loss(green, black).item() > 0.1

@@ -130,6 +130,9 @@ class LossConfig:
     #: ``color_loss`` weighs each cell by the input's colour length plus this floor, so that dark cells
     #: (little colour to keep) still forbid invented colour; 0 = as before
     color_floor: float = 0.0
+    #: casts: L1 between the 8 x 8-cell linear-light chromaticities of the output and the input (free for
+    #: any brightening; dark cells count as much as bright ones; nearly black ones are pulled to neutral)
+    chromaticity_weight: float = 0.0
     #: do no harm: L1 between the generator's output on a normal-light crop and that crop
     identity_weight: float = 0.0
     #: colour grain: mean absolute high-frequency chroma of the output (chroma minus its 3 x 3 mean)
@@ -214,7 +217,13 @@ class TrainConfig:
                 "data.resize_range must be (low, high) with 1 <= low <= high",
             ),
             (
-                min(self.loss.color_floor, self.loss.identity_weight, self.loss.chroma_weight) >= 0,
+                min(
+                    self.loss.color_floor,
+                    self.loss.identity_weight,
+                    self.loss.chroma_weight,
+                    self.loss.chromaticity_weight,
+                )
+                >= 0,
                 "loss.color_floor, loss.identity_weight and loss.chroma_weight must be >= 0",
             ),
             (self.model.width >= 1 and self.model.d_width >= 1, "model widths must be >= 1"),

@@ -26,6 +26,7 @@ __all__ = [
     "ExposureLoss",
     "StructureLoss",
     "chroma_noise_loss",
+    "chromaticity_loss",
     "color_loss",
     "correlation_structure_loss",
     "exposure_loss",
@@ -94,6 +95,32 @@ def color_loss(
     cosine = (a * b).sum(dim=1) / (a.norm(dim=1) * b_norm + eps)
     weight = b_norm.detach() + floor
     return ((1.0 - cosine) * weight).sum() / (weight.sum() + eps)
+
+
+def chromaticity_loss(output: Tensor, reference: Tensor, cell: int = 8, black: float = 0.002) -> Tensor:
+    """Mean absolute difference of the ``cell x cell`` chromaticities of the two images, in linear light.
+
+    A cell's chromaticity is its linear-light RGB over the sum of the three (IEC 61966-2-1 decoding of
+    the ``[0, 1]`` image, then ``cell x cell`` averages, which also average the sensor noise away). A
+    gain in linear light leaves it unchanged, so brightening costs nothing, while a cast (a teal road, a
+    purple sky, a green blob) changes it wherever it appears, in dark cells as much as in bright ones:
+    unlike :func:`color_loss`, whose cosine weighs dark cells by their small length. Where the reference
+    is nearly black its chromaticity is noise, so the target there is drawn towards neutral grey:
+    ``target = w * chroma(reference) + (1 - w) / 3`` with ``w = s^2 / (s^2 + black^2)``, ``s`` the cell's
+    linear RGB sum (``black = 0.002`` is about 2/255 in sRGB on each channel).
+    """
+
+    def linear(x: Tensor) -> Tensor:
+        u = _unit(x)
+        return torch.where(u <= 0.04045, u / 12.92, ((u + 0.055) / 1.055).clamp_min(1e-12) ** 2.4)
+
+    a = F.avg_pool2d(linear(output), cell, ceil_mode=True)
+    b = F.avg_pool2d(linear(reference), cell, ceil_mode=True)
+    sum_a, sum_b = a.sum(dim=1, keepdim=True), b.sum(dim=1, keepdim=True)
+    chroma_a = a / (sum_a + 1e-6)
+    weight = (sum_b**2 / (sum_b**2 + black**2)).detach()
+    target = weight * b / (sum_b + 1e-6) + (1 - weight) / 3
+    return (chroma_a - target.detach()).abs().mean()
 
 
 def exposure_loss(output: Tensor, level: float = 0.5, cell: int = 16) -> Tensor:

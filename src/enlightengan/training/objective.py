@@ -25,6 +25,7 @@ from ..losses.consistency import resolution_consistency_loss
 from ..losses.feature import SelfFeaturePreservingLoss
 from ..losses.priors import (
     chroma_noise_loss,
+    chromaticity_loss,
     color_loss,
     correlation_structure_loss,
     exposure_loss,
@@ -154,6 +155,8 @@ class EnlightenGANObjective(nn.Module):
         if cfg.structure_weight:
             structure = correlation_structure_loss if cfg.structure_kind == "correlation" else structure_loss
             terms.add("g_structure", cfg.structure_weight, structure(output, batch.low))
+        if cfg.chromaticity_weight:
+            terms.add("g_chromaticity", cfg.chromaticity_weight, chromaticity_loss(output, batch.low))
         if cfg.color_weight:
             terms.add("g_color", cfg.color_weight, color_loss(output, batch.low, floor=cfg.color_floor))
         if cfg.exposure_weight:
