@@ -32,6 +32,7 @@ from ._args import (
     add_weights_argument,
     enhancement_strength,
     natural_key,
+    non_negative_int,
     positive_int,
     strength,
 )
@@ -138,16 +139,6 @@ def _tile(text: str) -> int:
         raise argparse.ArgumentTypeError(
             f"must be at least {_MIN_TILE} pixels (tiles overlap by 48 px), got {text}"
         )
-    return value
-
-
-def _workers(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
 
 
@@ -270,7 +261,7 @@ def register(subparsers: Any) -> None:
     add_backend_argument(p)
     p.add_argument(
         "--workers",
-        type=_workers,
+        type=non_negative_int,
         default=1,
         metavar="N",
         help="bulk speed: the next photos are decoded and the last ones encoded while the network runs "
