@@ -165,7 +165,22 @@ def test_errors_are_clear() -> None:
         make_backend("tensorrt", model)
     with pytest.raises(TypeError, match="EnlightenGenerator"):
         TorchBackend(torch.nn.Conv2d(3, 3, 1))  # type: ignore[arg-type]
-    assert set(BACKENDS) == {"torch", "onnxruntime"}
+    assert set(BACKENDS) == {"torch", "onnxruntime", "auto"}
+
+
+def test_auto_is_onnxruntime_when_installed_else_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("onnxruntime")
+    model = EnlightenGenerator(GeneratorConfig(base_width=4)).eval()
+    assert isinstance(make_backend("auto", model), OnnxRuntimeBackend)
+    from enlightengan.inference import Enhancer
+
+    assert Enhancer(model=model, device="cpu", backend="auto").backend_name == "onnxruntime"
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a)
+    )
+    assert isinstance(make_backend("auto", model), TorchBackend)
+    assert Enhancer(model=model, device="cpu", backend="auto").backend_name == "torch"  # (find_spec patched)
 
 
 def test_the_command_lines_backend_choices_are_the_backends() -> None:

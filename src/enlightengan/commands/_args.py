@@ -31,7 +31,7 @@ DENOISE_STRENGTH = 10.0
 
 #: ``--backend`` choices: enlightengan.inference.backend.BACKENDS, the default first (repeated here for
 #: the same reason; a test keeps the two equal).
-BACKEND_CHOICES = ("torch", "onnxruntime")
+BACKEND_CHOICES = ("torch", "onnxruntime", "auto")
 
 
 def _number(text: str) -> float:
@@ -134,5 +134,6 @@ def add_backend_argument(parser: argparse.ArgumentParser | Any) -> None:
         "--backend",
         choices=BACKEND_CHOICES,
         default=BACKEND_CHOICES[0],
-        help="torch (default) or onnxruntime (CPU; needs the onnx extra)",
+        help="torch (default), onnxruntime (CPU; needs the onnx extra), or auto: onnxruntime when the onnx "
+        "extra is installed, else torch",
     )

@@ -38,8 +38,9 @@ from .placement import Placement
 
 __all__ = ["BACKENDS", "Backend", "BackendName", "StatisticsBackend", "check_inputs", "not_per_image"]
 
-#: Names of the backends the Enhancer runs on (``--backend`` on the command line).
-BackendName = Literal["torch", "onnxruntime"]
+#: Names of the backends the Enhancer runs on (``--backend`` on the command line); ``"auto"`` is ONNX
+#: Runtime when ``onnx`` and ``onnxruntime`` are installed, else PyTorch.
+BackendName = Literal["torch", "onnxruntime", "auto"]
 
 #: The values of :data:`BackendName`; the default first.
 BACKENDS: tuple[BackendName, ...] = typing.get_args(BackendName)

@@ -56,13 +56,25 @@ _ImageT = TypeVar("_ImageT", Image.Image, NDArray[Any])
 Progress = Callable[[int, int], None]
 
 
+def onnxruntime_available() -> bool:
+    """Whether the ONNX Runtime backend can run here (``onnx`` and ``onnxruntime`` importable)."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
+
+
 def make_backend(name: BackendName | str, model: EnlightenGenerator) -> StatisticsBackend:
     """The backend called ``name`` (one of :data:`~enlightengan.inference.backend.BACKENDS`) for ``model``.
+
+    ``"auto"`` is ONNX Runtime when ``onnx`` and ``onnxruntime`` can be imported (``pip install
+    'enlightengan[onnx]'``), else PyTorch.
 
     Raises:
         ValueError: an unknown name.
         OptionalDependencyError: ``"onnxruntime"`` without ``onnx`` and ``onnxruntime`` installed.
     """
+    if name == "auto":
+        name = "onnxruntime" if onnxruntime_available() else "torch"
     if name == "torch":
         return TorchBackend(model)
     if name == "onnxruntime":
@@ -159,6 +171,8 @@ class Enhancer:
         self.fast: FastConfig | None = FastConfig() if fast is True else (fast or None)
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+        if backend == "auto":  # ONNX Runtime runs on the CPU here: a GPU keeps PyTorch
+            backend = "onnxruntime" if self.device.type == "cpu" and onnxruntime_available() else "torch"
         if backend == "onnxruntime" and self.device.type != "cpu":
             raise ValueError(
                 f"the onnxruntime backend runs on the CPU only, not on {self.device}: use --device cpu"
