@@ -21,8 +21,11 @@ import torch
 from PIL import Image
 
 from enlightengan.config import TrainConfig, apply_overrides
+from enlightengan.inference import Enhancer
+from enlightengan.models.checkpoint import save_generator
 from enlightengan.models.generator import EnlightenGenerator, GeneratorConfig
 from enlightengan.weights import DEFAULT_MODEL, WEIGHTS_DIR
+from enlightengan.weights import bundled as weights_bundled
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -356,3 +359,38 @@ def dark_scene(height: int, width: int) -> np.ndarray:
     yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
     lum = 0.002 + 0.03 * xx**2 + 0.01 * (np.sin(yy * 20) + 1) * xx + 0.06 * ((xx > 0.6) & (yy > 0.5))
     return np.stack([lum, lum * 0.9, lum * 0.7], axis=-1)
+
+
+# --- fixtures shared by the command-line and format tests -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A width-8 generator file with fixed random weights (modules may define their own ``weights``)."""
+    torch.manual_seed(1)
+    model = EnlightenGenerator(GeneratorConfig(base_width=8)).eval()
+    return save_generator(model, tmp_path_factory.mktemp("weights") / "g8.safetensors")
+
+
+@pytest.fixture(scope="module")
+def enhancer(weights: Path) -> Enhancer:
+    """An Enhancer on :func:`weights`, on the CPU."""
+    return Enhancer(weights, device="cpu")
+
+
+@pytest.fixture
+def no_weights_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No $ENLIGHTENGAN_WEIGHTS from the developer's shell: the tests choose their weights."""
+    monkeypatch.delenv(weights_bundled.ENV_VAR, raising=False)
+
+
+@pytest.fixture
+def heif() -> object:
+    """pillow-heif, or the test is skipped (the ``heif`` extra)."""
+    return pytest.importorskip("pillow_heif")
+
+
+@pytest.fixture
+def rawpy() -> object:
+    """rawpy, or the test is skipped (the ``raw`` extra)."""
+    return pytest.importorskip("rawpy")

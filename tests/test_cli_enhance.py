@@ -14,35 +14,17 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-import torch
 from PIL import Image, ImageCms
 
 from enlightengan import formats
 from enlightengan.cli import main
 from enlightengan.image_io import read_image
 from enlightengan.inference import Enhancer
-from enlightengan.models.checkpoint import save_generator
-from enlightengan.models.generator import EnlightenGenerator, GeneratorConfig
 from enlightengan.weights import bundled as weights_module
 
 from .conftest import make_dark_rgb, png_declaring
 
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(1)
-    model = EnlightenGenerator(GeneratorConfig(base_width=8)).eval()
-    return save_generator(model, tmp_path_factory.mktemp("weights") / "g8.safetensors")
-
-
-@pytest.fixture(scope="module")
-def enhancer(weights: Path) -> Enhancer:
-    return Enhancer(weights, device="cpu")
-
-
-@pytest.fixture(autouse=True)
-def _no_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(weights_module.ENV_VAR, raising=False)
+pytestmark = pytest.mark.usefixtures("no_weights_env")  # the weights come from each test
 
 
 def _jpeg_bytes(rgb: np.ndarray, **options: object) -> bytes:

@@ -10,7 +10,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 from PIL import Image, ImageCms
 from PIL.TiffImagePlugin import IFDRational
 
@@ -18,8 +17,6 @@ from enlightengan.cli import main
 from enlightengan.image_io import read_image
 from enlightengan.inference import Enhancer
 from enlightengan.models.checkpoint import save_generator
-from enlightengan.models.generator import EnlightenGenerator, GeneratorConfig
-from enlightengan.weights import bundled as weights_module
 
 from .conftest import (
     bayer_mosaic,
@@ -33,31 +30,7 @@ from .conftest import (
 MAKE, ORIENTATION, EXIF_IFD, DATE_ORIGINAL = 0x010F, 0x0112, 0x8769, 0x9003
 
 
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(1)
-    model = EnlightenGenerator(GeneratorConfig(base_width=8)).eval()
-    return save_generator(model, tmp_path_factory.mktemp("weights") / "g8.safetensors")
-
-
-@pytest.fixture(scope="module")
-def enhancer(weights: Path) -> Enhancer:
-    return Enhancer(weights, device="cpu")
-
-
-@pytest.fixture(autouse=True)
-def _no_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(weights_module.ENV_VAR, raising=False)
-
-
-@pytest.fixture
-def heif() -> object:
-    return pytest.importorskip("pillow_heif")
-
-
-@pytest.fixture
-def rawpy() -> object:
-    return pytest.importorskip("rawpy")
+pytestmark = pytest.mark.usefixtures("no_weights_env")  # the weights come from each test
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str]:

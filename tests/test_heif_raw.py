@@ -33,16 +33,6 @@ ORIENTATION, MAKE, MODEL, DATETIME = 0x0112, 0x010F, 0x0110, 0x0132
 EXIF_IFD, DATE_ORIGINAL, ISO, EXPOSURE, MAKER_NOTE = 0x8769, 0x9003, 0x8827, 0x829A, 0x927C
 
 
-@pytest.fixture
-def heif() -> object:
-    return pytest.importorskip("pillow_heif")
-
-
-@pytest.fixture
-def rawpy() -> object:
-    return pytest.importorskip("rawpy")
-
-
 def srgb_profile() -> bytes:
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
