@@ -131,3 +131,22 @@ def test_stop_finishes_the_photos_in_flight_and_skips_the_rest() -> None:
 def test_bad_settings() -> None:
     with pytest.raises(ValueError, match="workers and depth"):
         Pipeline(lambda j: j, lambda j, i: i, lambda j, r: None, lambda j, e: None, workers=0)
+
+
+def test_an_exception_outside_the_failures_stops_the_run_and_is_raised() -> None:
+    def work(job: int, item: int) -> int:
+        if job == 3:
+            raise TypeError("a bug, not a bad photo")
+        return item
+
+    written: dict[int, int] = {}
+    pipeline: Pipeline = Pipeline(
+        lambda job: job,
+        work,
+        lambda job, result: written.__setitem__(job, result),
+        lambda job, error: None,
+        failures=(ValueError, OSError),
+    )
+    with pytest.raises(TypeError, match="a bug"):
+        pipeline.run(range(100))
+    assert 3 not in written and len(written) < 100

@@ -58,6 +58,8 @@ class Pipeline(Generic[Job, Item, Result]):
         done: called once per job with ``None`` or the exception that ended it.
         workers: threads running ``work`` (>= 1).
         depth: capacity of the read-ahead and the write-behind queues (>= 1).
+        failures: the exceptions that fail one job (reported through ``done``); any other exception
+            stops the run and is raised by :meth:`run`, as it would be in a plain loop.
     """
 
     def __init__(
@@ -69,11 +71,12 @@ class Pipeline(Generic[Job, Item, Result]):
         *,
         workers: int = 1,
         depth: int = 2,
+        failures: tuple[type[Exception], ...] = (Exception,),
     ) -> None:
         if workers < 1 or depth < 1:
             raise ValueError(f"workers and depth must be >= 1, got {workers} and {depth}")
         self._read, self._work, self._write, self._done = read, work, write, done
-        self.workers, self.depth = workers, depth
+        self.workers, self.depth, self.failures = workers, depth, failures
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.stats = PipelineStats()
@@ -124,7 +127,7 @@ class Pipeline(Generic[Job, Item, Result]):
                         continue
                     try:
                         entry = _Entry(job, self._read(job))
-                    except Exception as exc:
+                    except self.failures as exc:
                         entry = _Entry(job, error=exc)
                     put(read_q, entry)
             finally:
@@ -146,7 +149,7 @@ class Pipeline(Generic[Job, Item, Result]):
                         continue
                     try:
                         put(write_q, _Entry(job, self._work(job, cast(Item, entry.value))))
-                    except Exception as exc:
+                    except self.failures as exc:
                         self._finish(job, exc)
             finally:
                 put(write_q, _END)
@@ -164,7 +167,7 @@ class Pipeline(Generic[Job, Item, Result]):
                 job = cast(Job, entry.job)
                 try:
                     self._write(job, cast(Result, entry.value))
-                except Exception as exc:
+                except self.failures as exc:
                     self._finish(job, exc)
                 else:
                     self._finish(job, None)

@@ -630,7 +630,12 @@ def _overlapped(
             finished(job, error)
 
     pipeline: Pipeline[_Job, LoadedImage, tuple[LoadedImage, Any]] = Pipeline(
-        lambda job: _read_one(job, args, report), work, write, done, workers=max(1, args.workers)
+        lambda job: _read_one(job, args, report),
+        work,
+        write,
+        done,
+        workers=max(1, args.workers),
+        failures=_FAILURES,
     )
     if args.workers > 1:  # each network thread gets its share of the cores, not all of them
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // args.workers))

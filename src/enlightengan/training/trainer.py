@@ -399,11 +399,7 @@ class Trainer:
         For fine-tuning a generator trained with batch statistics in the fixed-statistics regime: it
         starts from the function it computes on a typical photo with that photo's own statistics.
         """
-        from ..data.unpaired import load_rgb
-        from ..image_io import to_tensor
-        from ..models.batchnorm import recalibrate_batchnorm
-
-        recalibrate_batchnorm(self.generator, (to_tensor(load_rgb(path)) for path in files))
+        _recalibrate_on(self.generator, files)
         log.info("BatchNorm statistics measured on %d low-light training images", len(files))
 
     def _load_latest(self) -> None:
@@ -470,8 +466,7 @@ class Trainer:
         # and only rank 0 runs this)
         model = EnlightenGenerator(self.generator.config).to(self.device)
         model.load_state_dict(self.generator.state_dict())
-        files = self.dataset.low_files[:count]
-        recalibrate_batchnorm(model, (to_tensor(load_rgb(path)) for path in files))
+        _recalibrate_on(model, self.dataset.low_files[:count])
         model.eval()
         self._recalibrated = (self.step, model)
         return model
@@ -674,6 +669,11 @@ class Trainer:
         grid = self.preview.write(epoch, self.step, b.input, b.gray, latent, output, b.normal)
         if writer is not None:
             writer.add_image("preview", grid, self.step, dataformats="HWC")
+
+
+def _recalibrate_on(model: nn.Module, files: list[Path]) -> None:
+    """BatchNorm statistics of ``model`` averaged over the whole photos ``files`` (precise BN)."""
+    recalibrate_batchnorm(model, (to_tensor(load_rgb(path)) for path in files))
 
 
 def _may_change_on_resume(key: str) -> bool:
