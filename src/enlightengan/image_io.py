@@ -224,7 +224,7 @@ def near_black(pixels: Image.Image | NDArray[Any]) -> str | None:
     """
     array = np.asarray(pixels.convert("RGB") if isinstance(pixels, Image.Image) else pixels)
     colour = _split_array(array)[0].astype(np.float64)
-    luma = colour @ np.array([0.299, 0.587, 0.114])
+    luma = colour @ np.array(LUMA_WEIGHTS)
     scale = 255.0 / _max_value(array.dtype)
     mean = float(luma.mean()) * scale
     if mean >= NEAR_BLACK_MEAN:

@@ -37,6 +37,7 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
+from ..formats import LUMA_WEIGHTS
 from ..image_io import from_tensor
 from ..models.ops import attention_map
 
@@ -102,7 +103,7 @@ def denoise_weight(source: Tensor, gamma: float = 2.0) -> Tensor:
     return attention_map(source).clamp(0.0, 1.0).pow(gamma)
 
 
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+_LUMA = np.array(LUMA_WEIGHTS, np.float32)
 
 
 def _box(x: NDArray[np.float32], radius: int, cv2: Any) -> NDArray[np.float32]:
