@@ -18,6 +18,10 @@ def test_exposure_by_hand() -> None:
     half = torch.cat([torch.full((1, 3, 16, 16), 0.1), torch.full((1, 3, 16, 16), 0.9)], dim=3)
     # two 16x16 cells at 0.1 and 0.9: |0.1 - 0.5| and |0.9 - 0.5| average to 0.4
     assert exposure_loss(_from_unit(half), level=0.5).item() == pytest.approx(0.4, abs=1e-5)
+    # cell 0: the image's mean (0.5) is on target, whatever its contrast; two images average
+    assert exposure_loss(_from_unit(half), level=0.5, cell=0).item() == pytest.approx(0.0, abs=1e-5)
+    pair = torch.cat([_from_unit(half), image[..., :16, :]])
+    assert exposure_loss(pair, level=0.5, cell=0).item() == pytest.approx(0.1, abs=1e-5)
 
 
 def test_color_by_hand() -> None:

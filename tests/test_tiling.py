@@ -199,3 +199,39 @@ def test_enhance_command_tiles_and_shards(tmp_path: Path, capsys: pytest.Capture
         main(["enhance", *common, "--shard", "3/2"])
     with pytest.raises(SystemExit):
         main(["enhance", *common, "--tile", "64"])
+
+
+@pytest.mark.shared
+def test_bundled_model_tiles_equal_the_whole_image_on_a_real_photo(
+    shared_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The README's promise for the model people run: a large photo cut into tiles (fixed or
+    # automatic sizes) comes out as the whole photo enhanced in one piece, within one grey level on
+    # at least 99.99% of the pixels. A real 1.3-megapixel night photo (LIME 10 enlarged by 5/4).
+    import numpy as np
+    from PIL import Image
+
+    from enlightengan import Enhancer
+    from enlightengan.inference import tiling
+
+    from .conftest import data_file
+
+    with Image.open(data_file(shared_dir, "datasets", "lime", "10.bmp")) as source:
+        photo = np.asarray(source.convert("RGB").resize((1299, 986), Image.Resampling.BICUBIC))
+    whole = Enhancer(device="cpu", tile=4096).enhance(photo).astype(int)
+
+    def tiles_seen(enhancer: Enhancer) -> tuple[np.ndarray, int]:
+        counts: list[int] = []
+        out = enhancer.enhance(photo, progress=lambda done, total: counts.append(total))
+        return out.astype(int), counts[-1]
+
+    for tile in (256, 512):
+        tiled, count = tiles_seen(Enhancer(device="cpu", tile=tile))
+        assert count >= 6, tile
+        close = np.abs(tiled - whole) <= 1
+        assert close.mean() >= 0.9999, (tile, close.mean(), np.abs(tiled - whole).max())
+    # the automatic choice, with a memory budget that forces it to cut the photo
+    monkeypatch.setattr(tiling, "default_budget", lambda: 96 << 20)
+    tiled, count = tiles_seen(Enhancer(device="cpu"))
+    assert count >= 2
+    assert (np.abs(tiled - whole) <= 1).mean() >= 0.9999

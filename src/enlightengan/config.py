@@ -127,6 +127,9 @@ class LossConfig:
     color_weight: float = 0.0
     exposure_weight: float = 0.0
     exposure_level: float = 0.5
+    #: side of the regions whose mean luminance the exposure loss pulls to ``exposure_level`` (16 as in
+    #: Zero-DCE); 0 = each crop's mean as a whole (exposure without flattening the contrast)
+    exposure_cell: int = 16
     #: ``color_loss`` weighs each cell by the input's colour length plus this floor, so that dark cells
     #: (little colour to keep) still forbid invented colour; 0 = as before
     color_floor: float = 0.0
@@ -230,6 +233,7 @@ class TrainConfig:
             (self.model.statistics_images >= 0, "model.statistics_images must be >= 0"),
             (self.loss.local_patches >= 0, "loss.local_patches must be >= 0"),
             (self.loss.scale_weight >= 0, "loss.scale_weight must be >= 0"),
+            (self.loss.exposure_cell >= 0, "loss.exposure_cell must be >= 0 (0: the whole crop)"),
             (
                 1.0 < self.loss.scale_range[0] <= self.loss.scale_range[1],
                 "loss.scale_range must be (low, high) with 1 < low <= high",

@@ -124,8 +124,14 @@ def chromaticity_loss(output: Tensor, reference: Tensor, cell: int = 8, black: f
 
 
 def exposure_loss(output: Tensor, level: float = 0.5, cell: int = 16) -> Tensor:
-    """Mean absolute distance of ``cell x cell`` mean luminances (channel mean, ``[0, 1]``) to ``level``."""
-    y = F.avg_pool2d(_unit(output).mean(dim=1, keepdim=True), cell, ceil_mode=True)
+    """Mean absolute distance of ``cell x cell`` mean luminances (channel mean, ``[0, 1]``) to ``level``.
+
+    ``cell = 0`` takes each image's mean as a whole: it sets the exposure and leaves the contrast
+    between regions alone (16 x 16 cells pull a dark region to ``level`` too, which lifts the blacks
+    into a grey haze).
+    """
+    y = _unit(output).mean(dim=1, keepdim=True)
+    y = y.mean(dim=(2, 3)) if cell == 0 else F.avg_pool2d(y, cell, ceil_mode=True)
     return (y - level).abs().mean()
 
 

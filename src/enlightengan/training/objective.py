@@ -160,7 +160,11 @@ class EnlightenGANObjective(nn.Module):
         if cfg.color_weight:
             terms.add("g_color", cfg.color_weight, color_loss(output, batch.low, floor=cfg.color_floor))
         if cfg.exposure_weight:
-            terms.add("g_exposure", cfg.exposure_weight, exposure_loss(output, cfg.exposure_level))
+            terms.add(
+                "g_exposure",
+                cfg.exposure_weight,
+                exposure_loss(output, cfg.exposure_level, cfg.exposure_cell),
+            )
         if cfg.chroma_weight:
             terms.add("g_chroma", cfg.chroma_weight, chroma_noise_loss(output))
         if cfg.identity_weight:
