@@ -54,6 +54,19 @@ def test_torch_backend_equals_the_module(options: dict[str, bool], negative_scal
     torch.testing.assert_close(latent, expected_latent, atol=2e-5, rtol=0)
 
 
+@pytest.mark.parametrize("band_min_pixels", [0, 1 << 40])
+def test_decoder_bands_equal_the_module(monkeypatch: pytest.MonkeyPatch, band_min_pixels: int) -> None:
+    # large images run each decoder level in row bands (memory), small ones in one piece (speed)
+    from enlightengan.inference import torch_backend
+
+    monkeypatch.setattr(torch_backend, "BAND_MIN_PIXELS", band_min_pixels)
+    model = randomised_generator()
+    image, gray = _inputs(1, 64, 48)
+    expected_out, _ = _reference(model, image, gray)
+    out, _ = TorchBackend(model).run(image, gray)
+    torch.testing.assert_close(out, expected_out, atol=2e-5, rtol=0)
+
+
 def test_folding_is_really_exercised() -> None:
     """BatchNorms are folded (with a border correction) where they feed a convolution directly."""
     model = randomised_generator(negative_scales=False)

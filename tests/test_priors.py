@@ -159,3 +159,20 @@ def test_chromaticity_pulls_nearly_black_cells_to_neutral() -> None:
     green = _from_unit(torch.tensor([0.3, 0.6, 0.3]).view(1, 3, 1, 1).expand(1, 3, 8, 8))
     assert chromaticity_loss(grey, black).item() == pytest.approx(0.0, abs=1e-5)
     assert chromaticity_loss(green, black).item() > 0.1
+
+
+def test_contrast_loss_frees_a_gain_and_penalises_a_haze() -> None:
+    from enlightengan.losses.priors import contrast_loss
+
+    torch.manual_seed(0)
+    dark = torch.rand(1, 3, 64, 64) * 0.1  # a dark scene in [0, 0.1]
+    assert contrast_loss(_from_unit(dark * 5), _from_unit(dark)).item() == pytest.approx(0.0, abs=1e-6)
+    assert contrast_loss(_from_unit(dark), _from_unit(dark)).item() == pytest.approx(0.0, abs=1e-6)
+    hazy = dark + 0.4  # the same brightening by an offset: contrast gone
+    assert contrast_loss(_from_unit(hazy), _from_unit(dark)).item() > 0.1
+    # by hand for one cell: input two halves at 0.0 and 0.2 (mean 0.1, std 0.1), output the same + 0.3
+    halves = torch.cat([torch.zeros(1, 3, 32, 16), torch.full((1, 3, 32, 16), 0.2)], dim=3)
+    cv_in, cv_out = 0.1 / (0.1 + 0.02), 0.1 / (0.4 + 0.02)
+    expected = 0.7 * cv_in - cv_out
+    got = contrast_loss(_from_unit(halves + 0.3), _from_unit(halves)).item()
+    assert got == pytest.approx(expected, abs=1e-4)

@@ -235,3 +235,18 @@ def test_bundled_model_tiles_equal_the_whole_image_on_a_real_photo(
     tiled, count = tiles_seen(Enhancer(device="cpu"))
     assert count >= 2
     assert (np.abs(tiled - whole) <= 1).mean() >= 0.9999
+
+
+def test_memory_is_trimmed_after_large_images_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from enlightengan.inference import tiling
+
+    trims: list[int] = []
+    monkeypatch.setattr(tiling, "release_memory", lambda: trims.append(1))
+    monkeypatch.setattr(tiling, "TRIM_MIN_PIXELS", 64 * 64)
+    backend = TorchBackend(randomised_generator(width=8))
+    tiling.tiled_output(backend, dark_tensor(48, 64))  # 3,072 pixels: below the threshold
+    assert trims == []
+    tiling.tiled_output(backend, dark_tensor(64, 64))
+    assert trims == [1]
+    tiling.tiled_output(backend, dark_tensor(96, 96), tile=64, margin=16)  # tiles: after each one
+    assert len(trims) > 2

@@ -136,6 +136,10 @@ class LossConfig:
     #: casts: L1 between the 8 x 8-cell linear-light chromaticities of the output and the input (free for
     #: any brightening; dark cells count as much as bright ones; nearly black ones are pulled to neutral)
     chromaticity_weight: float = 0.0
+    #: haze: hinge on the loss of relative contrast (std over mean of 32 x 32 regions of luminance)
+    #: below ``contrast_ratio`` times the input's (enlightengan.losses.priors.contrast_loss)
+    contrast_weight: float = 0.0
+    contrast_ratio: float = 0.7
     #: do no harm: L1 between the generator's output on a normal-light crop and that crop
     identity_weight: float = 0.0
     #: colour grain: mean absolute high-frequency chroma of the output (chroma minus its 3 x 3 mean)
@@ -233,6 +237,8 @@ class TrainConfig:
             (self.model.statistics_images >= 0, "model.statistics_images must be >= 0"),
             (self.loss.local_patches >= 0, "loss.local_patches must be >= 0"),
             (self.loss.scale_weight >= 0, "loss.scale_weight must be >= 0"),
+            (self.loss.contrast_weight >= 0, "loss.contrast_weight must be >= 0"),
+            (0 < self.loss.contrast_ratio <= 1, "loss.contrast_ratio must be in (0, 1]"),
             (self.loss.exposure_cell >= 0, "loss.exposure_cell must be >= 0 (0: the whole crop)"),
             (
                 1.0 < self.loss.scale_range[0] <= self.loss.scale_range[1],

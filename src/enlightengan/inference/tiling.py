@@ -48,6 +48,7 @@ __all__ = [
     "DEFAULT_MARGIN",
     "DEFAULT_MEMORY_CAP",
     "MIN_TILE",
+    "TRIM_MIN_PIXELS",
     "TilePlan",
     "auto_tile_area",
     "available_memory",
@@ -74,6 +75,11 @@ DEFAULT_MEMORY_CAP = 1 << 30
 
 #: The smallest tile side the planner uses, whatever the budget (a tile must be well over two margins).
 MIN_TILE = 128
+
+#: Images computed in one piece are followed by :func:`release_memory` from this many pixels (batch
+#: included) on: below it the trim costs more than it returns (10 ms of a 0.25 MP image's 250 ms,
+#: measured on a 2-core EPYC, for a working set under 100 MB that the next image reuses).
+TRIM_MIN_PIXELS = 1 << 20
 
 
 @functools.cache
@@ -372,7 +378,8 @@ def tiled_output(
 
     if _one_piece(plan, image):
         output = _whole(backend, image, gray)
-        release_memory()
+        if n * height * width >= TRIM_MIN_PIXELS:
+            release_memory()
         if progress is not None:
             progress(1, 1)
         return output

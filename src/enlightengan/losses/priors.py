@@ -9,6 +9,9 @@ free:
   gain leaves it at zero, so it constrains structure, not exposure.
 * :func:`color_loss`: the output's colour direction (the RGB vector of each coarse cell, up to its
   length) must match the input's, against colour casts. Brightening scales the vector and costs nothing.
+* :func:`contrast_loss`: the relative contrast (standard deviation over mean) of coarse regions may
+  shrink only so far: brightening by adding an offset (a grey haze over lifted blacks) is penalised,
+  a gain is free.
 * :func:`exposure_loss`: the mean luminance of 16 x 16 regions is pulled towards a target level
   (as in Zero-DCE, Guo et al. CVPR 2020), against under- and over-exposure.
 
@@ -28,6 +31,7 @@ __all__ = [
     "chroma_noise_loss",
     "chromaticity_loss",
     "color_loss",
+    "contrast_loss",
     "correlation_structure_loss",
     "exposure_loss",
     "structure_loss",
@@ -133,6 +137,27 @@ def exposure_loss(output: Tensor, level: float = 0.5, cell: int = 16) -> Tensor:
     y = _unit(output).mean(dim=1, keepdim=True)
     y = y.mean(dim=(2, 3)) if cell == 0 else F.avg_pool2d(y, cell, ceil_mode=True)
     return (y - level).abs().mean()
+
+
+def contrast_loss(
+    output: Tensor, reference: Tensor, ratio: float = 0.7, cell: int = 32, eps: float = 0.02
+) -> Tensor:
+    """How far the output's relative contrast falls below ``ratio`` times the input's (a hinge).
+
+    Over each ``cell x cell`` region the luminance (channel mean, ``[0, 1]``) has a coefficient of
+    variation ``std / (mean + eps)``. A gain (a longer exposure) keeps it, a tone curve lowers it
+    somewhat (``x ** gamma`` multiplies it by about ``gamma``), and an added offset, the haze of lifted
+    blacks, lowers it without bound. The loss is ``mean(relu(ratio * cv_in - cv_out))``: zero until
+    the output has lost more than ``1 - ratio`` of the input's contrast.
+    """
+
+    def variation(x: Tensor) -> Tensor:
+        y = _unit(x).mean(dim=1, keepdim=True)
+        mean = F.avg_pool2d(y, cell, ceil_mode=True)
+        var = (F.avg_pool2d(y * y, cell, ceil_mode=True) - mean * mean).clamp_min(0.0)
+        return torch.sqrt(var + 1e-8) / (mean + eps)
+
+    return F.relu(ratio * variation(reference).detach() - variation(output)).mean()
 
 
 def chroma_noise_loss(output: Tensor) -> Tensor:

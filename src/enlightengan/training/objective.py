@@ -27,6 +27,7 @@ from ..losses.priors import (
     chroma_noise_loss,
     chromaticity_loss,
     color_loss,
+    contrast_loss,
     correlation_structure_loss,
     exposure_loss,
     structure_loss,
@@ -165,6 +166,9 @@ class EnlightenGANObjective(nn.Module):
                 cfg.exposure_weight,
                 exposure_loss(output, cfg.exposure_level, cfg.exposure_cell),
             )
+        if cfg.contrast_weight:
+            haze = contrast_loss(output, batch.low, ratio=cfg.contrast_ratio)
+            terms.add("g_contrast", cfg.contrast_weight, haze)
         if cfg.chroma_weight:
             terms.add("g_chroma", cfg.chroma_weight, chroma_noise_loss(output))
         if cfg.identity_weight:
