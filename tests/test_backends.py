@@ -181,19 +181,23 @@ def test_errors_are_clear() -> None:
     assert set(BACKENDS) == {"torch", "onnxruntime", "auto"}
 
 
-def test_auto_is_onnxruntime_when_installed_else_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_is_the_faster_backend_for_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("onnxruntime")
-    model = EnlightenGenerator(GeneratorConfig(base_width=4)).eval()
-    assert isinstance(make_backend("auto", model), OnnxRuntimeBackend)
     from enlightengan.inference import Enhancer
 
-    assert Enhancer(model=model, device="cpu", backend="auto").backend_name == "onnxruntime"
+    per_image = EnlightenGenerator(GeneratorConfig(base_width=4, batchnorm="per-image")).eval()
+    fixed = EnlightenGenerator(GeneratorConfig(base_width=4)).eval()
+    # per-image statistics: ONNX Runtime (measured faster); fixed statistics: PyTorch
+    assert isinstance(make_backend("auto", per_image), OnnxRuntimeBackend)
+    assert isinstance(make_backend("auto", fixed), TorchBackend)
+    assert Enhancer(model=per_image, device="cpu").backend_name == "onnxruntime"  # auto is the default
+    assert Enhancer(model=fixed, device="cpu").backend_name == "torch"
+    assert Enhancer(model=fixed, device="cpu", backend="onnxruntime").backend_name == "onnxruntime"
     real = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a)
     )
-    assert isinstance(make_backend("auto", model), TorchBackend)
-    assert Enhancer(model=model, device="cpu", backend="auto").backend_name == "torch"  # (find_spec patched)
+    assert isinstance(make_backend("auto", per_image), TorchBackend)
 
 
 def test_the_command_lines_backend_choices_are_the_backends() -> None:

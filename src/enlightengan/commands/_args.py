@@ -31,7 +31,7 @@ DENOISE_STRENGTH = 10.0
 
 #: ``--backend`` choices: enlightengan.inference.backend.BACKENDS, the default first (repeated here for
 #: the same reason; a test keeps the two equal).
-BACKEND_CHOICES = ("torch", "onnxruntime", "auto")
+BACKEND_CHOICES = ("auto", "torch", "onnxruntime")
 
 
 def _number(text: str) -> float:
@@ -129,11 +129,12 @@ def add_device_argument(parser: argparse.ArgumentParser | Any) -> None:
 
 
 def add_backend_argument(parser: argparse.ArgumentParser | Any) -> None:
-    """``--backend``: one of :data:`BACKEND_CHOICES`, ``torch`` by default."""
+    """``--backend``: one of :data:`BACKEND_CHOICES`, ``auto`` by default."""
     parser.add_argument(
         "--backend",
         choices=BACKEND_CHOICES,
         default=BACKEND_CHOICES[0],
-        help="torch (default), onnxruntime (CPU; needs the onnx extra), or auto: onnxruntime when the onnx "
-        "extra is installed, else torch",
+        help="auto (default): the faster one for the model (onnxruntime for per-image BatchNorm models when "
+        "the onnx extra is installed and the device is the CPU, else torch); torch; or onnxruntime (CPU; "
+        "needs the onnx extra)",
     )

@@ -38,9 +38,11 @@ from .placement import Placement
 
 __all__ = ["BACKENDS", "Backend", "BackendName", "StatisticsBackend", "check_inputs", "not_per_image"]
 
-#: Names of the backends the Enhancer runs on (``--backend`` on the command line); ``"auto"`` is ONNX
-#: Runtime when ``onnx`` and ``onnxruntime`` are installed, else PyTorch.
-BackendName = Literal["torch", "onnxruntime", "auto"]
+#: Names of the backends the Enhancer runs on (``--backend`` on the command line). ``"auto"`` (the
+#: default) picks the faster one for the model: ONNX Runtime for per-image BatchNorm generators when
+#: ``onnx`` and ``onnxruntime`` are installed and the device is the CPU, PyTorch otherwise (see
+#: :func:`enlightengan.inference.enhancer.choose_backend`).
+BackendName = Literal["auto", "torch", "onnxruntime"]
 
 #: The values of :data:`BackendName`; the default first.
 BACKENDS: tuple[BackendName, ...] = typing.get_args(BackendName)

@@ -48,7 +48,7 @@ from .onnxruntime_backend import OnnxRuntimeBackend
 from .tiling import DEFAULT_MARGIN, DEFAULT_MEMORY_CAP, default_budget, runs_whole, tiled_output
 from .torch_backend import TorchBackend
 
-__all__ = ["Enhancer", "Progress", "enhance", "make_backend"]
+__all__ = ["Enhancer", "Progress", "choose_backend", "enhance", "make_backend"]
 
 _ImageT = TypeVar("_ImageT", Image.Image, NDArray[Any])
 
@@ -63,23 +63,40 @@ def onnxruntime_available() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
 
 
+def choose_backend(name: BackendName | str, model: EnlightenGenerator, device: torch.device) -> str:
+    """The backend ``name`` stands for with this model on this device (``"auto"`` resolved).
+
+    ``"auto"`` is the faster of the two for the model, as measured on a 2-core CPU
+    (benchmarks/RESULTS.md): for a per-image BatchNorm generator ONNX Runtime (its graph computes each
+    image's statistics inside the network; 1.9x the plain module at 1 MP against PyTorch's 1.26x), for
+    a generator with fixed statistics PyTorch (its rewrites fold and fuse more; ONNX Runtime was 20%
+    slower for the bundled model). ONNX Runtime only where ``onnx`` and ``onnxruntime`` are installed
+    and ``device`` is the CPU.
+
+    Raises:
+        ValueError: an unknown name.
+    """
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")
+    if name != "auto":
+        return name
+    onnx_faster = model.config.per_image and device.type == "cpu"
+    return "onnxruntime" if onnx_faster and onnxruntime_available() else "torch"
+
+
 def make_backend(name: BackendName | str, model: EnlightenGenerator) -> StatisticsBackend:
     """The backend called ``name`` (one of :data:`~enlightengan.inference.backend.BACKENDS`) for ``model``.
 
-    ``"auto"`` is ONNX Runtime when ``onnx`` and ``onnxruntime`` can be imported (``pip install
-    'enlightengan[onnx]'``), else PyTorch.
+    ``"auto"`` is resolved by :func:`choose_backend` for the model's device.
 
     Raises:
         ValueError: an unknown name.
         OptionalDependencyError: ``"onnxruntime"`` without ``onnx`` and ``onnxruntime`` installed.
     """
-    if name == "auto":
-        name = "onnxruntime" if onnxruntime_available() else "torch"
+    name = choose_backend(name, model, model.conv10.weight.device)
     if name == "torch":
         return TorchBackend(model)
-    if name == "onnxruntime":
-        return OnnxRuntimeBackend(model)
-    raise ValueError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")
+    return OnnxRuntimeBackend(model)
 
 
 def _check_strength(strength: float) -> float:
@@ -137,8 +154,9 @@ class Enhancer:
         fast: ``True`` (or a :class:`~enlightengan.inference.fast.FastConfig`) runs the network at reduced
             resolution and carries the result to full size by guided upsampling: several times faster,
             not exact.
-        backend: ``"torch"`` (default; exact rewrites of the network for speed) or ``"onnxruntime"``
-            (CPU only; needs ``onnx`` and ``onnxruntime``).
+        backend: ``"auto"`` (default: the faster backend for this model, see :func:`choose_backend`),
+            ``"torch"`` (exact rewrites of the network for speed) or ``"onnxruntime"`` (CPU only; needs
+            ``onnx`` and ``onnxruntime``).
         denoise: ``True``, a filter strength, or a :class:`~enlightengan.inference.denoise.DenoiseConfig`:
             attention-guided non-local means after enhancement, strong where the input was dark and
             off where it was bright (OpenCV's NL-means). ``False`` (default) is the
@@ -161,7 +179,7 @@ class Enhancer:
         strength: float = 1.0,
         tile: int | None = None,
         fast: bool | FastConfig = False,
-        backend: BackendName | str = "torch",
+        backend: BackendName | str = "auto",
         denoise: bool | float | DenoiseConfig = False,
     ) -> None:
         self.device = resolve_device(device)
@@ -171,8 +189,6 @@ class Enhancer:
         self.fast: FastConfig | None = FastConfig() if fast is True else (fast or None)
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
-        if backend == "auto":  # ONNX Runtime runs on the CPU here: a GPU keeps PyTorch
-            backend = "onnxruntime" if self.device.type == "cpu" and onnxruntime_available() else "torch"
         if backend == "onnxruntime" and self.device.type != "cpu":
             raise ValueError(
                 f"the onnxruntime backend runs on the CPU only, not on {self.device}: use --device cpu"
@@ -185,9 +201,9 @@ class Enhancer:
         else:
             self.weights = resolve_weights(weights)
             self.model = load_generator(self.weights, device=self.device)
-        self.backend_name = backend
+        self.backend_name = choose_backend(backend, self.model, self.device)
         self.per_image_batchnorm = self.model.config.per_image
-        self._backend = make_backend(backend, self.model)
+        self._backend = make_backend(self.backend_name, self.model)
         # per-image generators: each whole image measured in its own pass, or the backend bound to
         # each image's statistics (StatisticsBackend.with_statistics) for tiles and shrunk copies
         self._measuring = self._backend.measuring() if self.per_image_batchnorm else None
