@@ -8,9 +8,10 @@ Sections (each written to benchmarks/RESULTS.md between its markers unless --no-
 
 * speed: seconds per megapixel and peak resident memory at 0.25, 1, 4 and 12 MP for
   (a) ``eager``: the faithful module, ``model(x)`` under ``torch.no_grad()``, nothing else;
-  (b) ``default``: ``Enhancer`` on the CPU (TorchBackend, automatic tiles);
+  (b) ``torch``: ``Enhancer(backend="torch")`` on the CPU (TorchBackend, automatic tiles);
   (c) ``onnxruntime``: ``Enhancer(backend="onnxruntime")``;
-  (d) ``fast``: ``Enhancer(fast=True)`` (network at 1/2.25 of the size per side, guided upsampling);
+  (d) ``default``: ``Enhancer()``, whose ``backend="auto"`` picks (b) or (c) for the model;
+  (e) ``fast``: ``Enhancer(fast=True)`` (network at 1/2.25 of the size per side, guided upsampling);
   with ratios to (a). Every measurement runs in a fresh subprocess, so ``ru_maxrss`` is that
   configuration's peak alone (it includes the interpreter, torch and the model: see "baseline").
 * levers: each optimisation of the exact path switched on one at a time, at 1 MP.
@@ -46,7 +47,7 @@ FIXTURE = SHARED / "fixtures" / "official_generator_fixture.pt"
 
 #: (height, width) of each size, 4:3 like most photos.
 SIZES = {"0.25": (432, 576), "1": (864, 1152), "4": (1728, 2304), "12": (3000, 4000)}
-CONFIGS = ("eager", "default", "onnxruntime", "fast")
+CONFIGS = ("eager", "torch", "onnxruntime", "default", "fast")
 REPEATS = {"0.25": 3, "1": 2, "4": 2, "12": 1}
 #: Levers of the exact path, measured at 1 MP (name -> worker config).
 LEVERS = (
@@ -180,6 +181,7 @@ def _runner(config: str, model: Any) -> tuple[Any, dict[str, float]]:
         return run_ort, facts
     choices: dict[str, dict[str, Any]] = {
         "default": {},
+        "torch": {"backend": "torch"},
         "onnxruntime": {"backend": "onnxruntime"},
         "fast": {"fast": True},
     }
@@ -334,9 +336,10 @@ def _describe(result: dict[str, Any]) -> str:
 def speed_table(results: dict[str, Any], sizes: list[str], configs: list[str]) -> str:
     labels = {
         "eager": "(a) eager",
-        "default": "(b) default",
+        "torch": "(b) torch",
         "onnxruntime": "(c) onnxruntime",
-        "fast": "(d) fast",
+        "default": "(d) default (auto)",
+        "fast": "(e) fast",
     }
     lines = [
         "| configuration | " + " | ".join(f"{s} MP: s/MP | x (a) | peak RSS MB" for s in sizes) + " |",
