@@ -138,7 +138,7 @@ def test_automatic_tile_size_follows_the_budget() -> None:
 
 def test_automatic_tiling_with_a_small_budget() -> None:
     model = randomised_generator(width=8)
-    image = dark_tensor(190, 200)
+    image = dark_tensor(300, 330)
     seen: list[int] = []
     out = tiled_forward(
         TorchBackend(model), image, budget=8 << 20, base_width=8, progress=lambda d, t: seen.append(t)
@@ -155,7 +155,7 @@ def test_fixture_weights_tiled_within_one_grey_level(official_fixture: dict[str,
     model = EnlightenGenerator(config).eval()
     model.load_state_dict(state)
     image = official_fixture["input"]  # 157 x 203, a real low-light crop
-    out = tiled_forward(TorchBackend(model), image, tile=128 + 32, margin=DEFAULT_MARGIN)
+    out = tiled_forward(TorchBackend(model), image, tile=2 * DEFAULT_MARGIN + 32, margin=DEFAULT_MARGIN)
     expected = _untiled(model, image)
     close = (_grey_levels(out.output) - _grey_levels(expected)).abs() <= 1
     assert close.float().mean() >= 0.9999
@@ -176,16 +176,16 @@ def test_enhance_command_tiles_and_shards(tmp_path: Path, capsys: pytest.Capture
     inputs = tmp_path / "in"
     inputs.mkdir()
     for i in range(5):
-        Image.fromarray(make_dark_rgb(150 + 8 * i, 170, seed=i)).save(inputs / f"img{i}.png")
+        Image.fromarray(make_dark_rgb(150 + 8 * i, 230, seed=i)).save(inputs / f"img{i}.png")
     out = tmp_path / "out"
     common = [str(inputs), "-o", str(out), "--weights", str(weights), "--quiet"]
     shares = []
     for k in (1, 2):
-        assert main(["enhance", *common, "--shard", f"{k}/2", "--tile", "160"]) == 0
+        assert main(["enhance", *common, "--shard", f"{k}/2", "--tile", "208"]) == 0
         shares.append(sorted(p.name for p in out.iterdir()))
     assert shares[0] == ["img0.png", "img2.png", "img4.png"]  # every 2nd of the sorted outputs, from the 1st
     assert shares[1] == [f"img{i}.png" for i in range(5)]  # the 2nd share adds the others, no overlap
-    # tiled (tiles of at most 160 px) equals untiled inference
+    # tiled (tiles of at most 208 px) equals untiled inference
     untiled = tmp_path / "untiled"
     assert main(["enhance", str(inputs / "img3.png"), "-o", str(untiled), "--weights", str(weights)]) == 0
     a = np.asarray(Image.open(out / "img3.png"), dtype=int)
@@ -250,3 +250,10 @@ def test_memory_is_trimmed_after_large_images_only(monkeypatch: pytest.MonkeyPat
     assert trims == [1]
     tiling.tiled_output(backend, dark_tensor(96, 96), tile=64, margin=16)  # tiles: after each one
     assert len(trims) > 2
+
+
+def test_the_command_line_knows_the_tile_margin() -> None:
+    from enlightengan.commands import enhance
+
+    assert enhance._TILE_MARGIN == DEFAULT_MARGIN
+    assert MIN_TILE > 2 * DEFAULT_MARGIN

@@ -87,7 +87,10 @@ def test_the_bundled_default_model() -> None:
     from enlightengan.models.checkpoint import load_generator
     from enlightengan.models.generator import GeneratorConfig
 
-    assert load_generator(bundled_path()).config == GeneratorConfig(base_width=16, batchnorm="per-image")
+    # fixed BatchNorm statistics (exact tiles, one pass) and the exposure fade of docs/MODEL_CARD.md
+    assert load_generator(bundled_path()).config == GeneratorConfig(
+        base_width=16, batchnorm="running", exposure_fade=(0.35, 0.45)
+    )
 
 
 def test_checksum_mismatch_is_an_error(bundle: Path) -> None:

@@ -129,15 +129,18 @@ loaded, an output folder that cannot be created or written).
 """
 
 
-#: Smallest --tile: two overlaps of enlightengan.inference.tiling.DEFAULT_MARGIN (48 px) and a 16 px core.
-_MIN_TILE = 112
+#: enlightengan.inference.tiling.DEFAULT_MARGIN, repeated so that --help needs no torch (a test checks).
+_TILE_MARGIN = 96
+
+#: Smallest --tile: two overlaps and a 16 px core.
+_MIN_TILE = 2 * _TILE_MARGIN + 16
 
 
 def _tile(text: str) -> int:
     value = positive_int(text)
     if value < _MIN_TILE:
         raise argparse.ArgumentTypeError(
-            f"must be at least {_MIN_TILE} pixels (tiles overlap by 48 px), got {text}"
+            f"must be at least {_MIN_TILE} pixels (tiles overlap by {_TILE_MARGIN} px), got {text}"
         )
     return value
 

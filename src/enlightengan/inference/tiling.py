@@ -18,9 +18,13 @@ on the whole image, tile by tile:
 How far that effect reaches was measured (``benchmarks/RESULTS.md``, "Tiling"): with the fixture
 weights of the published architecture on two real photos, the largest change of any output value
 (in 8-bit grey levels) is about 1.3 with 16 px of overlap, 0.2 with 32 px, 0.04 with 48 px and 0.017
-with 64 px; it shrinks about fivefold per 16 px. :data:`DEFAULT_MARGIN` (48 px) keeps every pixel
-within a twentieth of a grey level of untiled inference. (Tiles run as whole images, without the
-whole image's upsampling positions, stay about 0.2 grey levels off at any overlap.)
+with 64 px; it shrinks about fivefold per 16 px. A trained generator reaches further: the bundled
+default model, tiled with 512-pixel tiles on a real photo enlarged to 1 and 4 MP, was off by up to 16
+and 108 grey levels with 48 px of overlap, by up to 4 with 64 px (99.993% of the pixels within one
+level), and within one level everywhere with 80 px and 96 px; with 256-pixel tiles (more borders) 80 px
+left 99.986% of a 1 MP photo within one level (``benchmarks/bench_tiling.py``). :data:`DEFAULT_MARGIN` is
+therefore 96 px. (Tiles run as whole images, without the whole image's
+upsampling positions, stay about 0.2 grey levels off at any overlap.)
 
 The tile size is chosen from the memory available (:func:`auto_tile_area`) unless given.
 """
@@ -61,7 +65,7 @@ __all__ = [
 ]
 
 #: Overlap (pixels, a multiple of 16) kept on each inner side of a tile; see the module doc.
-DEFAULT_MARGIN = 48
+DEFAULT_MARGIN = 96
 
 #: Working memory of the torch backend per pixel of a tile and per unit of base width, from the
 #: peak resident memory measured at the published width 32: 550 bytes per pixel for a whole image,
@@ -74,7 +78,7 @@ BYTES_PER_PIXEL_PER_WIDTH = 24
 DEFAULT_MEMORY_CAP = 1 << 30
 
 #: The smallest tile side the planner uses, whatever the budget (a tile must be well over two margins).
-MIN_TILE = 128
+MIN_TILE = 2 * DEFAULT_MARGIN + 96
 
 #: Images computed in one piece are followed by :func:`release_memory` from this many pixels (batch
 #: included) on: below it the trim costs more than it returns (10 ms of a 0.25 MP image's 250 ms,

@@ -38,11 +38,12 @@ WEIGHTS_DIR = Path(__file__).resolve().parent
 DEFAULT_MODEL = WeightsSpec(
     name="enlightengan-default",
     filename="enlightengan-default.safetensors",
-    sha256="ade075072eda66c29bac661e185213e2eade42714147cecb232938316f5a8381",
-    licence="research and non-commercial use, as its training data (LOL-v1, BSDS500); see docs/MODEL_CARD.md",
+    sha256="c6a5f7cac76b38dc07840d614485e60bf59ba975502962d5cd735f2fce2cb99e",
+    licence="research and non-commercial use, as its training data (LOL-v1, BSDS500, SICE); see "
+    "docs/MODEL_CARD.md",
     input_format="RGB in [-1, 1], N x 3 x H x W, any H and W (padded to multiples of 16 internally)",
-    description="EnlightenGAN generator (base width 16, per-image BatchNorm) trained on a CPU with "
-    "configs/default-cpu.yaml and two fine-tuning stages (docs/MODEL_CARD.md)",
+    description="EnlightenGAN generator (base width 16, fixed BatchNorm statistics, exposure fade) trained "
+    "on a 2-core CPU in four stages, configs/recipe (docs/MODEL_CARD.md)",
 )
 
 
