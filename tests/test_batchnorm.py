@@ -120,7 +120,7 @@ def test_per_image_enhancer_uses_each_images_own_statistics() -> None:
         torch.from_numpy(make_dark_rgb(48, 64, seed=s)).permute(2, 0, 1)[None].float() / 127.5 - 1
         for s in (0, 5)
     ]
-    got = Enhancer(model=model, device="cpu").enhance_tensor(torch.cat(images))
+    got = Enhancer(model=model, device="cpu", backend="torch").enhance_tensor(torch.cat(images))
     for i, x in enumerate(images):
         with torch.no_grad():  # per-image statistics: training-mode BatchNorm, batch of one
             expected = model.train()(x).output.clamp(-1, 1)
@@ -142,9 +142,9 @@ def test_per_image_statistics_come_from_the_whole_image_not_each_tile() -> None:
     measured = per_image_model(model, x)
     fixed = EnlightenGenerator(GeneratorConfig(base_width=4))
     fixed.load_state_dict(measured.state_dict())
-    tiled = Enhancer(model=model, device="cpu", tile=208).enhance_tensor(x)
+    tiled = Enhancer(model=model, device="cpu", backend="torch", tile=208).enhance_tensor(x)
     torch.testing.assert_close(tiled, Enhancer(model=fixed.eval(), device="cpu", tile=208).enhance_tensor(x))
-    whole = Enhancer(model=model, device="cpu").enhance_tensor(x)
+    whole = Enhancer(model=model, device="cpu", backend="torch").enhance_tensor(x)
     torch.testing.assert_close(whole, Enhancer(model=fixed, device="cpu").enhance_tensor(x))
 
 
@@ -190,7 +190,7 @@ def test_thumbnails_get_statistics_from_an_enlarged_copy() -> None:
     assert statistics_image(x[..., :10, :]).shape[-2:] == (32, 32)
     wide = torch.zeros(1, 3, 12, 17)  # one side over 16: its padded copy has two deepest pixels
     assert statistics_image(wide) is wide
-    got = Enhancer(model=model, device="cpu").enhance_tensor(x)
+    got = Enhancer(model=model, device="cpu", backend="torch").enhance_tensor(x)
     with torch.no_grad():
         expected = per_image_model(model, enlarged)(x).output.clamp(-1, 1)
     torch.testing.assert_close(got, expected)
@@ -244,13 +244,13 @@ def test_per_image_enhancer_measures_in_the_pass_when_the_image_runs_whole(
 
     monkeypatch.setattr(torch_backend, "per_image_model", counting)
     small = _photos(3)
-    one_pass = Enhancer(model=model, device="cpu").enhance_tensor(small)
+    one_pass = Enhancer(model=model, device="cpu", backend="torch").enhance_tensor(small)
     assert calls == []  # measured during the pass itself
     with torch.no_grad():  # the same as measuring first, then normalising with the measured statistics
         two_passes = original(model, small)(small).output.clamp(-1, 1)
     torch.testing.assert_close(one_pass, two_passes, atol=1e-5, rtol=0)
     wide = _photos(4, height=60, width=300)
-    Enhancer(model=model, device="cpu", tile=208).enhance_tensor(wide)
+    Enhancer(model=model, device="cpu", backend="torch", tile=208).enhance_tensor(wide)
     assert calls == [(1, 3, 60, 300)]  # tiles: statistics of the whole image first
 
 
@@ -264,7 +264,7 @@ def test_fast_mode_normalises_the_shrunk_image_with_its_own_statistics() -> None
     model = _per_image_generator()
     x = _photos(5, height=96, width=128)
     config = FastConfig(scale=2.0)
-    got = Enhancer(model=model, device="cpu", fast=config).enhance_tensor(x)
+    got = Enhancer(model=model, device="cpu", backend="torch", fast=config).enhance_tensor(x)
     with torch.no_grad():
         backend = TorchBackend(per_image_model(model, shrink(x, 2.0)))
         expected = (x + fast_latent(backend, x, config)).clamp(-1, 1)
