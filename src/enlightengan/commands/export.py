@@ -25,7 +25,7 @@ examples:
   # float16 (half the size; computed in float32 after loading):
   enlightengan export --weights run/checkpoints/best.pt --safetensors g.safetensors --half
 
-  # a generator that normalises each photo with its own BatchNorm statistics (the bundled default):
+  # a generator that normalises each photo with its own BatchNorm statistics (the 2026-11 default):
   enlightengan export --weights run/generator.safetensors --safetensors g.safetensors --batchnorm per-image
 
   # the same with BatchNorm statistics re-estimated on whole low-light photos (precise BN):
@@ -34,9 +34,10 @@ examples:
 the graph: input "input", RGB in [0, 1], N x 3 x H x W float32, any N, H and W (each side at least 9
 pixels); output "output", the enhanced RGB in [0, 1] (clipped), same shape. The attention map, the
 reflection padding to multiples of 16 and the crop back are inside the graph, so a caller only scales
-8-bit pixels to [0, 1] and back. For a per-image BatchNorm generator (the bundled default model) the
+8-bit pixels to [0, 1] and back. For a per-image BatchNorm generator (such as the 2026-11 default model) the
 graph also measures each image's BatchNorm statistics first, on its copy of at most 1 megapixel, as
-the torch path does; each image of a batch gets its own. The file is checked with onnx.checker
+the torch path does; each image of a batch gets its own. An exposure fade recorded in the weights
+(the bundled default model's) is applied by the Enhancer, not by the graph. The file is checked with onnx.checker
 before it is written (atomically: an interrupted export leaves no partial file).
 
 needs the optional packages onnx (and onnxruntime for --verify): pip install 'enlightengan[onnx]'
@@ -75,7 +76,7 @@ def register(subparsers: Any) -> None:
         "--batchnorm",
         choices=BATCHNORM_MODES,
         help="record which BatchNorm statistics the model uses at inference: its running averages (how "
-        "the released weights are run), or each image's own (the bundled default model's mode); "
+        "the released weights and the bundled default model are run), or each image's own (per-image); "
         "default: as in the weights file",
     )
     p.add_argument(
