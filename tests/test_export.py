@@ -194,3 +194,21 @@ def test_per_image_graph_enlarges_thumbnails_for_statistics(tmp_path: Path) -> N
     with torch.no_grad():  # statistics_image enlarges it to 32 x 32 (test_batchnorm.py)
         expected = per_image_model(model, image)(image).output.clamp(-1, 1)
     np.testing.assert_allclose(2 * result - 1, expected.numpy(), atol=1e-4, rtol=0)
+
+
+def test_exposure_fade_is_inside_the_graph(tmp_path: Path) -> None:
+    # the bundled model's fade (well-exposed photos left alone) must travel with the ONNX file: a dim
+    # photo is enhanced in full, a bright one left as it is, one in between in part, as the Enhancer does
+    from enlightengan import Enhancer
+
+    model = randomised_generator(negative_scales=False)
+    model.config = GeneratorConfig(base_width=8, exposure_fade=(0.35, 0.45))
+    session = _session(export_onnx(model, tmp_path / "g.onnx"))
+    enhancer = Enhancer(model=model, device="cpu", backend="torch")
+    dim = _dark(40, 56, seed=3)
+    for rgb01, factor in ((dim, 1.0), (dim.clamp(0.6, 1.0), 0.0), (dim * 0 + 0.4, None)):
+        (result,) = session.run(None, {"input": rgb01.numpy()})
+        expected = enhancer.enhance_tensor(rgb01 * 2 - 1)
+        np.testing.assert_allclose(2 * result - 1, expected.numpy(), atol=1e-4, rtol=0)
+        if factor == 0.0:  # bright: the output is the input
+            np.testing.assert_allclose(result, rgb01.numpy(), atol=1e-6)

@@ -34,11 +34,12 @@ examples:
 the graph: input "input", RGB in [0, 1], N x 3 x H x W float32, any N, H and W (each side at least 9
 pixels); output "output", the enhanced RGB in [0, 1] (clipped), same shape. The attention map, the
 reflection padding to multiples of 16 and the crop back are inside the graph, so a caller only scales
-8-bit pixels to [0, 1] and back. For a per-image BatchNorm generator (such as the 2026-11 default model) the
-graph also measures each image's BatchNorm statistics first, on its copy of at most 1 megapixel, as
-the torch path does; each image of a batch gets its own. An exposure fade recorded in the weights
-(the bundled default model's) is applied by the Enhancer, not by the graph. The file is checked with onnx.checker
-before it is written (atomically: an interrupted export leaves no partial file).
+8-bit pixels to [0, 1] and back. For a per-image BatchNorm generator (such as the 2026-11 default
+model) the graph also measures each image's BatchNorm statistics first, on its copy of at most 1
+megapixel, as the torch path does; each image of a batch gets its own. An exposure fade recorded in
+the weights (the bundled default model's) is inside the graph too: well-exposed photos come out
+unchanged, as with the Enhancer. The file is checked with onnx.checker before it is written
+(atomically: an interrupted export leaves no partial file).
 
 needs the optional packages onnx (and onnxruntime for --verify): pip install 'enlightengan[onnx]'
 

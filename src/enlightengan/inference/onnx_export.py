@@ -466,10 +466,47 @@ def build_full_graph(
     else:
         output, _ = _network(g, model, image_p, gray_p, upsample, _running_norm(g))
     cropped = g.op("Slice", [output, first, g.op("Add", [first, hw]), axes])
+    if model.config.exposure_fade is not None:
+        cropped = _faded(g, image, gray, cropped, model.config.exposure_fade)
     rgb = g.op("Mul", [g.op("Add", [cropped, one]), half])
     g.op("Clip", [rgb, g.const("zero", np.float32(0.0)), one], name="output")
     outputs = [helper.make_tensor_value_info("output", tp.FLOAT, ["N", 3, "H", "W"])]
     return _finish(g, model, "full", inputs, outputs, opset)
+
+
+def _faded(g: _Graph, image: str, gray: str, output: str, fade: tuple[float, float]) -> str:
+    """``image + fade_factor * (output - image)``: the Enhancer's exposure fade inside the graph.
+
+    The factor is :func:`~enlightengan.models.generator.exposure_fade_factor`: a smoothstep of each
+    image's mean luminance (``1 - mean(gray)``), 1 at or below ``fade[0]``, 0 at or above ``fade[1]``.
+    """
+    low, high = fade
+    brightness = g.op(
+        "Sub",
+        [
+            g.const("one", np.float32(1.0)),
+            g.op("ReduceMean", [gray, g.const("fade.axes", np.array([1, 2, 3]))]),
+        ],
+    )
+    scaled = g.op(
+        "Div",
+        [
+            g.op("Sub", [g.const("fade.high", np.float32(high)), brightness]),
+            g.const("fade.span", np.float32(high - low)),
+        ],
+    )
+    t = g.op("Clip", [scaled, g.const("fade.zero", np.float32(0.0)), g.const("one", np.float32(1.0))])
+    smooth = g.op(
+        "Mul",
+        [
+            g.op("Mul", [t, t]),
+            g.op(
+                "Sub",
+                [g.const("fade.three", np.float32(3.0)), g.op("Mul", [g.const("two", np.float32(2.0)), t])],
+            ),
+        ],
+    )
+    return g.op("Add", [image, g.op("Mul", [g.op("Sub", [output, image]), smooth])])
 
 
 def build_tiles_graph(model: EnlightenGenerator, *, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
