@@ -69,9 +69,9 @@ def choose_backend(name: BackendName | str, model: EnlightenGenerator, device: t
     ``"auto"`` is the faster of the two for the model, as measured on a 2-core CPU
     (benchmarks/RESULTS.md): for a per-image BatchNorm generator ONNX Runtime (its graph computes each
     image's statistics inside the network; 1.9x the plain module at 1 MP against PyTorch's 1.26x), for
-    a generator with fixed statistics PyTorch (its rewrites fold and fuse more; ONNX Runtime was 20%
-    slower for the bundled model). ONNX Runtime only where ``onnx`` and ``onnxruntime`` are installed
-    and ``device`` is the CPU.
+    a generator with fixed statistics PyTorch (ONNX Runtime was within 5% of it at 0.25, 1 and 4 MP for
+    the bundled model, so the backend that needs no extra package). ONNX Runtime only where ``onnx``
+    and ``onnxruntime`` are installed and ``device`` is the CPU.
 
     Raises:
         ValueError: an unknown name.

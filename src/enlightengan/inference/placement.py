@@ -185,14 +185,14 @@ def upsample_at(
     whole = placement is None or placement.is_whole(2 * h * scale_level, 2 * w * scale_level)
     start, stop = rows if rows is not None else (0, 2 * h)
     # PyTorch's channels-last bilinear kernel slows down on large maps (a 32-channel map to 432 x 576:
-    # 27-90 ms against 24 ms in runs of lerps, 2-core EPYC); smaller ones it does faster
-    channels_last = (
+    # 27-105 ms against 19-24 ms in runs of lerps, 2-core Xeon); smaller ones it does faster
+    lerp_whole = (
         x.ndim == 4
         and x.shape[1] > 1
         and x.is_contiguous(memory_format=torch.channels_last)
         and 4 * h * w >= LERP_MIN_PIXELS
     )
-    if whole and (start, stop) == (0, 2 * h) and not channels_last:
+    if whole and (start, stop) == (0, 2 * h) and not lerp_whole:
         return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=True)
     top, left = (0, 0) if whole or placement is None else (placement.top, placement.left)
     height, width = (
@@ -209,7 +209,7 @@ def upsample_at(
     # Work on the N x H x W x C view: for channels_last tensors it is contiguous, so the runs are
     # slices of whole pixels and the result keeps the layout.
     band = _lerp_axis(x.permute(0, 2, 3, 1), 1, row_taps).permute(0, 3, 1, 2)
-    if whole and not channels_last:
+    if whole and not lerp_whole:
         # Columns span the whole map: align_corners=True on the band's own rows is the identity
         # along rows and the whole image's positions along columns.
         return F.interpolate(band, size=(stop - start, 2 * w), mode="bilinear", align_corners=True)

@@ -23,8 +23,8 @@ default model, tiled with 512-pixel tiles on a real photo enlarged to 1 and 4 MP
 and 108 grey levels with 48 px of overlap, by up to 4 with 64 px (99.993% of the pixels within one
 level), and within one level everywhere with 80 px and 96 px; with 256-pixel tiles (more borders) 80 px
 left 99.986% of a 1 MP photo within one level (``benchmarks/bench_tiling.py``). :data:`DEFAULT_MARGIN` is
-therefore 96 px. (Tiles run as whole images, without the whole image's
-upsampling positions, stay about 0.2 grey levels off at any overlap.)
+therefore 96 px. (Tiles run as whole images, without the whole image's upsampling positions, stay
+about 0.2 grey levels off at any overlap.)
 
 The tile size is chosen from the memory available (:func:`auto_tile_area`) unless given.
 """
@@ -82,7 +82,7 @@ MIN_TILE = 2 * DEFAULT_MARGIN + 96
 
 #: Images computed in one piece are followed by :func:`release_memory` from this many pixels (batch
 #: included) on: below it the trim costs more than it returns (10 ms of a 0.25 MP image's 250 ms,
-#: measured on a 2-core EPYC, for a working set under 100 MB that the next image reuses).
+#: measured on a 2-core Xeon, for a working set under 100 MB that the next image reuses).
 TRIM_MIN_PIXELS = 1 << 20
 
 

@@ -49,7 +49,7 @@ __all__ = ["BANDS", "BAND_MIN_PIXELS", "EagerBackend", "TorchBackend"]
 BANDS = 4
 
 #: Decoder levels of fewer output pixels run in one band: their buffers are small, and one
-#: ``F.interpolate`` is faster than a band's row interpolation (0.25 MP images, 2-core EPYC).
+#: ``F.interpolate`` is faster than a band's row interpolation (0.25 MP images, 2-core Xeon).
 BAND_MIN_PIXELS = 1 << 20
 
 #: BatchNorm scales smaller than this are not folded (dividing by them would lose precision).
