@@ -60,6 +60,8 @@ LEVERS = (
     "torch:channels_last+fuse+fold",
     "torch:1-thread",
     "compile",
+    "jit-freeze",
+    "bf16-autocast",
     "onnxruntime:basic",
     "onnxruntime",
 )
@@ -169,6 +171,38 @@ def _runner(config: str, model: Any) -> tuple[Any, dict[str, float]]:
                 return compiled(x.contiguous(memory_format=torch.channels_last)).output.clamp(-1, 1)
 
         return run_compiled, facts
+    if config == "jit-freeze":
+        # TorchScript: traced at the benchmark's size, frozen and converted by optimize_for_inference
+        # (oneDNN blocked layouts and fusions); a trace holds one size, so this is a probe, not a path.
+        traced: dict[tuple[int, ...], Any] = {}
+
+        class OutputOnly(torch.nn.Module):
+            def __init__(self, generator: Any) -> None:
+                super().__init__()
+                self.generator = generator
+
+            def forward(self, x: Any) -> Any:
+                return self.generator(x).output
+
+        def run_frozen(x: Any) -> Any:
+            with torch.no_grad():
+                if x.shape not in traced:
+                    core = OutputOnly(model).eval()
+                    frozen = torch.jit.freeze(torch.jit.trace(core, (x,), check_trace=False))
+                    traced[x.shape] = torch.jit.optimize_for_inference(frozen)
+                return traced[x.shape](x).clamp(-1, 1)
+
+        return run_frozen, facts
+    if config == "bf16-autocast":
+        # bfloat16 convolutions (oneDNN, avx512_bf16 where the CPU has it): not exact (see max levels)
+        cl_model = model.to(memory_format=torch.channels_last)
+
+        def run_bf16(x: Any) -> Any:
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+                out = cl_model(x.contiguous(memory_format=torch.channels_last)).output
+            return out.float().clamp(-1, 1)
+
+        return run_bf16, facts
     if config == "onnxruntime:basic":
         from enlightengan.inference.onnxruntime_backend import OnnxRuntimeBackend
 
@@ -192,8 +226,12 @@ def _runner(config: str, model: Any) -> tuple[Any, dict[str, float]]:
     return enhancer.enhance_tensor, facts
 
 
-def worker(config: str, size: str, repeat: int) -> dict[str, Any]:
-    """Time ``config`` at ``size``: warm-up on 64 x 64, then ``repeat`` calls at full size."""
+def worker(config: str, size: str, repeat: int, check: bool = False) -> dict[str, Any]:
+    """Time ``config`` at ``size``: warm-up on 64 x 64, then ``repeat`` calls at full size.
+
+    ``check`` also reports ``max_levels``: the largest difference, in 8-bit grey levels, between the
+    last output and the eager module's (run once afterwards, not timed).
+    """
     import torch
 
     model = _model()
@@ -208,7 +246,11 @@ def worker(config: str, size: str, repeat: int) -> dict[str, Any]:
         start = time.perf_counter()
         out = run(x)
         times.append(time.perf_counter() - start)
-        del out
+    facts_out = dict(facts)
+    if check:
+        reference, _ = _runner("eager", _model())
+        facts_out["max_levels"] = float((_quantise(out) - _quantise(reference(x))).abs().max())
+    del out
     megapixels = height * width / 1e6
     return {
         "config": config,
@@ -222,7 +264,7 @@ def worker(config: str, size: str, repeat: int) -> dict[str, Any]:
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "threads": torch.get_num_threads(),
         "load_average_1min": os.getloadavg()[0],
-        **facts,
+        **facts_out,
     }
 
 
@@ -333,7 +375,7 @@ def _describe(result: dict[str, Any]) -> str:
     )
 
 
-def speed_table(results: dict[str, Any], sizes: list[str], configs: list[str]) -> str:
+def speed_table(results: dict[str, Any], sizes: list[str], configs: list[str], generator: str = "") -> str:
     labels = {
         "eager": "(a) eager",
         "torch": "(b) torch",
@@ -363,7 +405,8 @@ def speed_table(results: dict[str, Any], sizes: list[str], configs: list[str]) -
             ratio = ref["s_per_mp"] / r["s_per_mp"] if "s_per_mp" in ref else None
             ratio_text = _fmt(ratio, ".2f") + (ref_note if ratio else "")
             cells.append(f"{r['s_per_mp']:.2f} | {ratio_text} | {r['peak_rss_mb']:.0f}")
-        lines.append(f"| {labels[config]} | " + " | ".join(cells) + " |")
+        name = f"{generator}: {labels[config]}" if generator else labels[config]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -382,19 +425,22 @@ def _busy_note(results: dict[str, Any]) -> str:
 def lever_section(size: str) -> tuple[dict[str, Any], str]:
     results = {}
     for lever in LEVERS:
-        result = _spawn(lever, size, "2")
+        result = _spawn(lever, size, "2", "check")
         results[lever] = result
         print(f"  {lever:>30}: {_describe(result)}", flush=True)
     base = results["eager"].get("s_per_mp")
-    lines = ["| lever (1 MP, exact) | s/MP | x eager | first call s | peak RSS MB |", "|---|---|---|---|---|"]
+    lines = [
+        "| lever (1 MP) | s/MP | x eager | max grey levels from eager | first call s | peak RSS MB |",
+        "|---|---|---|---|---|---|",
+    ]
     for lever, r in results.items():
         if "s_per_mp" not in r:
-            lines.append(f"| {lever} | {r.get('error', '-')} | | | |")
+            lines.append(f"| {lever} | {r.get('error', '-')} | | | | |")
             continue
         ratio = base / r["s_per_mp"] if base else None
         lines.append(
-            f"| {lever} | {r['s_per_mp']:.2f} | {_fmt(ratio, '.2f')} | {r['seconds_first']:.1f} "
-            f"(warm-up {r['warmup_s']:.1f}) | {r['peak_rss_mb']:.0f} |"
+            f"| {lever} | {r['s_per_mp']:.2f} | {_fmt(ratio, '.2f')} | {_fmt(r.get('max_levels'), '.0f')} | "
+            f"{r['seconds_first']:.1f} (warm-up {r['warmup_s']:.1f}) | {r['peak_rss_mb']:.0f} |"
         )
     return results, "\n".join(lines)
 
@@ -545,8 +591,18 @@ def main() -> None:
         "--speed-weights",
         type=Path,
         default=None,
-        help="generator for the speed section (default: the fixture), e.g. the bundled default model; "
-        "its table is written to a section of its own",
+        help="a generator measured in the speed section beside the published network (fixture weights), "
+        "e.g. the bundled default model; also the generator of the levers section",
+    )
+    parser.add_argument(
+        "--speed-weights-label",
+        default="bundled",
+        help="the --speed-weights generator's name in the speed table (default: bundled)",
+    )
+    parser.add_argument(
+        "--no-published",
+        action="store_true",
+        help="with --speed-weights: leave the published network out of the speed section",
     )
     parser.add_argument("--no-write", action="store_true", help="do not update benchmarks/RESULTS.md")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
@@ -556,8 +612,8 @@ def main() -> None:
         if args.worker[0] == "baseline":
             print(json.dumps(baseline()))
         else:
-            config, size, repeat = args.worker
-            print(json.dumps(worker(config, size, int(repeat))))
+            config, size, repeat, *check = args.worker
+            print(json.dumps(worker(config, size, int(repeat), check=bool(check))))
         return
 
     WAIT["limit"] = args.wait
@@ -580,30 +636,45 @@ def main() -> None:
 
     if "speed" in sections:
         print("speed:", flush=True)
+        # (label, weights): the published network (fixture weights) and, with --speed-weights, that
+        # generator too, measured in the same run so that the two are comparable
+        generators: list[tuple[str, Path | None]] = []
+        if args.speed_weights is None or not args.no_published:
+            generators.append(("published", None))
         if args.speed_weights is not None:
-            os.environ[SPEED_WEIGHTS_ENV] = str(args.speed_weights.resolve())
-        base = _spawn("baseline")
-        speed = speed_section(sizes, list(CONFIGS), args.eager_max_mp)
-        table = speed_table(speed, sizes, list(CONFIGS))
+            generators.append((args.speed_weights_label, args.speed_weights.resolve()))
+        tables, report["speed"], report["baseline"] = [], {}, {}
+        for label, weights in generators:
+            if weights is None:
+                os.environ.pop(SPEED_WEIGHTS_ENV, None)
+            else:
+                os.environ[SPEED_WEIGHTS_ENV] = str(weights)
+            print(f" {label}:", flush=True)
+            report["baseline"][label] = _spawn("baseline")
+            report["speed"][label] = speed_section(sizes, list(CONFIGS), args.eager_max_mp)
+            tables.append(speed_table(report["speed"][label], sizes, list(CONFIGS), label))
+        table = "\n".join(tables[:1] + [t.split("\n", 2)[2] for t in tables[1:]])
         print(table)
-        report["baseline"], report["speed"] = base, speed
-        source = (
-            f"Generator: `{args.speed_weights}`; for a per-image BatchNorm generator (a) is the module in "
-            "training-mode BatchNorm (each image normalised with its own statistics)."
-            if args.speed_weights is not None
-            else "Generator: the published width-32 network with the fixture's released-layout weights."
+        described = {
+            "published": "the published width-32 network with the fixture's released-layout weights",
+            args.speed_weights_label: f"`{args.speed_weights}`",
+        }
+        rss = ", ".join(
+            f"{label} {report['baseline'][label].get('peak_rss_mb', 0):.0f} MB" for label, _ in generators
         )
         notes = (
-            f"{source} Seconds per megapixel (min over repeats after a warm-up) and peak RSS of a fresh "
-            f"process (interpreter + torch + model alone: {base.get('peak_rss_mb', 0):.0f} MB). "
-            "* = (a) was not run at this size (the faithful module needs about 1 GB per megapixel); the "
-            "ratio uses (a)'s s/MP at its largest measured size."
+            "Generators: "
+            + "; ".join(f"{label}: {described[label]}" for label, _ in generators)
+            + ". For a per-image BatchNorm generator (a) is the module in training-mode BatchNorm "
+            "(each image normalised with its own statistics); for fixed statistics, the module in eval "
+            "mode. Seconds per megapixel (min over repeats after a warm-up) and peak RSS of a fresh "
+            f"process (interpreter + torch + model alone: {rss}). * = (a) was not run at this size (the "
+            "faithful module needs about 1 GB per megapixel at width 32); the ratio uses (a)'s s/MP at "
+            "its largest measured size."
         )
-        body = f"{header}\n\n{notes}\n\n{table}\n\n{_busy_note(speed)}"
-        if args.speed_weights is None:
-            written.append(("speed", "Inference speed and memory (CPU)", body))
-        else:
-            written.append(("speed-weights", "Inference speed and memory (CPU), trained generator", body))
+        busy = {f"{label} {k}": v for label, _ in generators for k, v in report["speed"][label].items()}
+        body = f"{header}\n\n{notes}\n\n{table}\n\n{_busy_note(busy)}"
+        written.append(("speed", "Inference speed and memory (CPU)", body))
     if "levers" in sections:
         print("levers:", flush=True)
         levers, table = lever_section("1")
