@@ -318,7 +318,8 @@ class Enhancer:
             if value == 0:
                 return x.clamp(-1.0, 1.0).to(image.device)
             # In place: a 12-megapixel image holds one extra full-size buffer, not three.
-            result = self._run(x, progress=progress).mul_(value).add_(x).clamp_(-1.0, 1.0)
+            latent = self._run(x, progress=progress)
+            result = (latent if value == 1 else latent.mul_(value)).add_(x).clamp_(-1.0, 1.0)
             if self.denoise is not None:
                 result = attention_denoise(result, x, self.denoise)
             return result.to(image.device)

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..formats import LUMA_WEIGHTS
 from .ops import attention_map, crop_padding, pad_to_multiple
 
 __all__ = [
@@ -120,7 +121,10 @@ def exposure_fade_factor(image: Tensor, fade: tuple[float, float]) -> Tensor:
         luminance ``m``: 1 at or below ``low``, 0 at or above ``high``.
     """
     low, high = fade
-    brightness = 1.0 - attention_map(image).mean(dim=(1, 2, 3), keepdim=True)
+    # the mean of the (linear) luminance from the channel means: no full-size map
+    means = image.mean(dim=(2, 3), keepdim=True).add(1.0).div(2.0)
+    weights = means.new_tensor(LUMA_WEIGHTS).view(1, 3, 1, 1)
+    brightness = (means * weights).sum(dim=1, keepdim=True)
     t = ((high - brightness) / (high - low)).clamp(0.0, 1.0)
     return t * t * (3.0 - 2.0 * t)
 
