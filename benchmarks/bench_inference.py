@@ -677,10 +677,20 @@ def main() -> None:
         written.append(("speed", "Inference speed and memory (CPU)", body))
     if "levers" in sections:
         print("levers:", flush=True)
+        if args.speed_weights is not None:
+            os.environ[SPEED_WEIGHTS_ENV] = str(args.speed_weights.resolve())
         levers, table = lever_section("1")
         print(table)
         report["levers"] = levers
-        body = f"{header}\n\n{table}\n\n{_busy_note(levers)}"
+        generator = (
+            f"`{args.speed_weights}`"
+            if args.speed_weights is not None
+            else "the published width-32 network with the fixture's weights"
+        )
+        body = (
+            f"{header}\n\nGenerator: {generator}. Max grey levels: the largest difference of the 8-bit "
+            f"output from the eager module's on the benchmark photo.\n\n{table}\n\n{_busy_note(levers)}"
+        )
         written.append(("levers", "Levers of the exact path (1 MP)", body))
     if "psnr" in sections and SHARED.is_dir():
         print("fast-mode PSNR:", flush=True)
