@@ -38,7 +38,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent
 DEFAULT_MODEL = WeightsSpec(
     name="enlightengan-default",
     filename="enlightengan-default.safetensors",
-    sha256="c6a5f7cac76b38dc07840d614485e60bf59ba975502962d5cd735f2fce2cb99e",
+    sha256="66ccb968ab58d50b985fa34ded22ea5c6ac44117d7e78b2e5892e17a0e13e325",
     licence="research and non-commercial use, as its training data (LOL-v1, BSDS500, SICE); see "
     "docs/MODEL_CARD.md",
     input_format="RGB in [-1, 1], N x 3 x H x W, any H and W (padded to multiples of 16 internally)",
