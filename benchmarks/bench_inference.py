@@ -10,8 +10,9 @@ Sections (each written to benchmarks/RESULTS.md between its markers unless --no-
   (a) ``eager``: the faithful module, ``model(x)`` under ``torch.no_grad()``, nothing else;
   (b) ``torch``: ``Enhancer(backend="torch")`` on the CPU (TorchBackend, automatic tiles);
   (c) ``onnxruntime``: ``Enhancer(backend="onnxruntime")``;
-  (d) ``default``: ``Enhancer()``, whose ``backend="auto"`` picks (b) or (c) for the model;
-  (e) ``fast``: ``Enhancer(fast=True)`` (network at 1/2.25 of the size per side, guided upsampling);
+  (d) ``openvino``: ``Enhancer(backend="openvino")`` (fixed-statistics generators only);
+  (e) ``default``: ``Enhancer()``, whose ``backend="auto"`` picks (b), (c) or (d) for the model;
+  (f) ``fast``: ``Enhancer(fast=True)`` (network at 1/2.25 of the size per side, guided upsampling);
   with ratios to (a). Every measurement runs in a fresh subprocess, so ``ru_maxrss`` is that
   configuration's peak alone (it includes the interpreter, torch and the model: see "baseline").
 * levers: each optimisation of the exact path switched on one at a time, at 1 MP.
@@ -47,7 +48,7 @@ FIXTURE = SHARED / "fixtures" / "official_generator_fixture.pt"
 
 #: (height, width) of each size, 4:3 like most photos.
 SIZES = {"0.25": (432, 576), "1": (864, 1152), "4": (1728, 2304), "12": (3000, 4000)}
-CONFIGS = ("eager", "torch", "onnxruntime", "default", "fast")
+CONFIGS = ("eager", "torch", "onnxruntime", "openvino", "default", "fast")
 REPEATS = {"0.25": 3, "1": 2, "4": 2, "12": 1}
 #: Levers of the exact path, measured at 1 MP (name -> worker config).
 LEVERS = (
@@ -64,6 +65,7 @@ LEVERS = (
     "bf16-autocast",
     "onnxruntime:basic",
     "onnxruntime",
+    "openvino",
 )
 
 
@@ -217,6 +219,7 @@ def _runner(config: str, model: Any) -> tuple[Any, dict[str, float]]:
         "default": {},
         "torch": {"backend": "torch"},
         "onnxruntime": {"backend": "onnxruntime"},
+        "openvino": {"backend": "openvino"},
         "fast": {"fast": True},
     }
     options = choices[config]
@@ -325,6 +328,7 @@ def _spawn(*args: str, timeout: float = 1800) -> dict[str, Any]:
 
 def _machine() -> dict[str, Any]:
     import onnxruntime
+    import openvino
     import torch
 
     cpu = "unknown"
@@ -343,6 +347,7 @@ def _machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__,
+        "openvino": openvino.__version__.split("-")[0],
         "load_average": os.getloadavg(),
     }
 
@@ -380,8 +385,9 @@ def speed_table(results: dict[str, Any], sizes: list[str], configs: list[str], g
         "eager": "(a) eager",
         "torch": "(b) torch",
         "onnxruntime": "(c) onnxruntime",
-        "default": "(d) default (auto)",
-        "fast": "(e) fast",
+        "openvino": "(d) openvino",
+        "default": "(e) default (auto)",
+        "fast": "(f) fast",
     }
     lines = [
         "| configuration | " + " | ".join(f"{s} MP: s/MP | x (a) | peak RSS MB" for s in sizes) + " |",
@@ -628,7 +634,8 @@ def main() -> None:
     written: list[tuple[str, str, str]] = []
     header = (
         f"`{command.strip()}` on {machine['date']}: {machine['cpu']}, {machine['cores']} cores, "
-        f"torch {machine['torch']}, onnxruntime {machine['onnxruntime']}, 1-minute load average at start "
+        f"torch {machine['torch']}, onnxruntime {machine['onnxruntime']}, openvino {machine['openvino']}, "
+        "1-minute load average at start "
         f"{machine['load_average'][0]:.2f}. The machine is shared with other engineers: each measurement "
         f"waited for the CPUs to be at least {IDLE_THRESHOLD:.0%} idle (up to {WAIT['limit']:.0f} s); "
         "the JSON records the idle share before and the load after each one."

@@ -3,7 +3,7 @@
 # Installs the package with its test tools, then lints, type-checks and runs the suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m pip install --quiet "torch==2.13.0" -e ".[dev,onnx,video,serve,heif,raw]"
+python -m pip install --quiet "torch==2.13.0" -e ".[dev,onnx,openvino,video,serve,heif,raw]"
 bash scripts/install_chromium.sh  # Debian's chromium for the browser test (skips itself when present)
 python -m ruff check src tests benchmarks scripts
 python -m ruff format --check src tests benchmarks scripts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ import torch.nn.functional as F
 
 from enlightengan.inference import make_backend
 from enlightengan.inference.backend import BACKENDS
+from enlightengan.inference.enhancer import choose_backend
 from enlightengan.inference.onnxruntime_backend import OnnxRuntimeBackend
 from enlightengan.inference.placement import Placement, upsample_at
 from enlightengan.inference.torch_backend import EagerBackend, TorchBackend
@@ -178,26 +180,31 @@ def test_errors_are_clear() -> None:
         make_backend("tensorrt", model)
     with pytest.raises(TypeError, match="EnlightenGenerator"):
         TorchBackend(torch.nn.Conv2d(3, 3, 1))  # type: ignore[arg-type]
-    assert set(BACKENDS) == {"torch", "onnxruntime", "auto"}
+    assert set(BACKENDS) == {"torch", "onnxruntime", "openvino", "auto"}
 
 
 def test_auto_is_the_faster_backend_for_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("onnxruntime")
+    pytest.importorskip("openvino")
     from enlightengan.inference import Enhancer
+    from enlightengan.inference.openvino_backend import OpenVinoBackend
 
     per_image = EnlightenGenerator(GeneratorConfig(base_width=4, batchnorm="per-image")).eval()
     fixed = EnlightenGenerator(GeneratorConfig(base_width=4)).eval()
-    # per-image statistics: ONNX Runtime (measured faster); fixed statistics: PyTorch
+    # per-image statistics: ONNX Runtime; fixed statistics: OpenVINO (each measured fastest)
     assert isinstance(make_backend("auto", per_image), OnnxRuntimeBackend)
-    assert isinstance(make_backend("auto", fixed), TorchBackend)
+    assert isinstance(make_backend("auto", fixed), OpenVinoBackend)
     assert Enhancer(model=per_image, device="cpu").backend_name == "onnxruntime"  # auto is the default
-    assert Enhancer(model=fixed, device="cpu").backend_name == "torch"
+    assert Enhancer(model=fixed, device="cpu").backend_name == "openvino"
     assert Enhancer(model=fixed, device="cpu", backend="onnxruntime").backend_name == "onnxruntime"
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a)
-    )
+    assert Enhancer(model=fixed, device="cpu", backend="torch").backend_name == "torch"
+    # a package that is not installed is never chosen
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    monkeypatch.setitem(sys.modules, "openvino", None)
     assert isinstance(make_backend("auto", per_image), TorchBackend)
+    assert isinstance(make_backend("auto", fixed), TorchBackend)
+    # other devices run PyTorch, whatever is installed
+    assert choose_backend("auto", fixed, torch.device("cuda")) == "torch"
 
 
 def test_the_command_lines_backend_choices_are_the_backends() -> None:

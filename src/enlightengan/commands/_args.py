@@ -31,7 +31,7 @@ DENOISE_STRENGTH = 10.0
 
 #: ``--backend`` choices: enlightengan.inference.backend.BACKENDS, the default first (repeated here for
 #: the same reason; a test keeps the two equal).
-BACKEND_CHOICES = ("auto", "torch", "onnxruntime")
+BACKEND_CHOICES = ("auto", "torch", "onnxruntime", "openvino")
 
 
 def _number(text: str) -> float:
@@ -134,7 +134,8 @@ def add_backend_argument(parser: argparse.ArgumentParser | Any) -> None:
         "--backend",
         choices=BACKEND_CHOICES,
         default=BACKEND_CHOICES[0],
-        help="auto (default): the faster one for the model (onnxruntime for per-image BatchNorm models when "
-        "the onnx extra is installed and the device is the CPU, else torch); torch; or onnxruntime (CPU; "
-        "needs the onnx extra)",
+        help="auto (default): the fastest installed for the model on the CPU (openvino for models with "
+        "fixed BatchNorm statistics, such as the bundled one, when the openvino extra is installed; "
+        "onnxruntime for per-image BatchNorm models when the onnx extra is; else torch); torch; "
+        "onnxruntime (CPU; the onnx extra); or openvino (CPU, fixed-statistics models; the openvino extra)",
     )

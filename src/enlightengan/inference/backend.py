@@ -22,8 +22,9 @@ asks for what it needs without knowing which backend it holds:
 * ``backend.measuring()``: normalising each whole image it runs with that image's own statistics,
   measured inside the pass (one pass instead of two).
 
-Implementations: :mod:`~enlightengan.inference.torch_backend` (PyTorch, and the eager reference)
-and :mod:`~enlightengan.inference.onnxruntime_backend`.
+Implementations: :mod:`~enlightengan.inference.torch_backend` (PyTorch, and the eager reference),
+:mod:`~enlightengan.inference.onnxruntime_backend` and :mod:`~enlightengan.inference.openvino_backend`
+(fixed-statistics generators only).
 """
 
 from __future__ import annotations
@@ -39,10 +40,10 @@ from .placement import Placement
 __all__ = ["BACKENDS", "Backend", "BackendName", "StatisticsBackend", "check_inputs", "not_per_image"]
 
 #: Names of the backends the Enhancer runs on (``--backend`` on the command line). ``"auto"`` (the
-#: default) picks the faster one for the model: ONNX Runtime for per-image BatchNorm generators when
-#: ``onnx`` and ``onnxruntime`` are installed and the device is the CPU, PyTorch otherwise (see
-#: :func:`enlightengan.inference.enhancer.choose_backend`).
-BackendName = Literal["auto", "torch", "onnxruntime"]
+#: default) picks the fastest one installed for the model on the CPU: OpenVINO for generators with
+#: fixed BatchNorm statistics, ONNX Runtime for per-image BatchNorm generators, PyTorch otherwise
+#: (see :func:`enlightengan.inference.enhancer.choose_backend`).
+BackendName = Literal["auto", "torch", "onnxruntime", "openvino"]
 
 #: The values of :data:`BackendName`; the default first.
 BACKENDS: tuple[BackendName, ...] = typing.get_args(BackendName)

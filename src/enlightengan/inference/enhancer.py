@@ -33,6 +33,7 @@ from numpy.typing import NDArray
 from PIL import Image
 from torch import Tensor
 
+from .._optional import available
 from ..devices import resolve_device
 from ..formats import MAX_STRENGTH
 from ..image_io import prepare
@@ -45,6 +46,7 @@ from .backend import BACKENDS, Backend, BackendName, StatisticsBackend
 from .denoise import DenoiseConfig, attention_denoise, require_opencv
 from .fast import FastConfig, fast_latent, reduced_budget
 from .onnxruntime_backend import OnnxRuntimeBackend
+from .openvino_backend import OpenVinoBackend
 from .tiling import DEFAULT_MARGIN, DEFAULT_MEMORY_CAP, default_budget, runs_whole, tiled_output
 from .torch_backend import TorchBackend
 
@@ -58,20 +60,27 @@ Progress = Callable[[int, int], None]
 
 def onnxruntime_available() -> bool:
     """Whether the ONNX Runtime backend can run here (``onnx`` and ``onnxruntime`` importable)."""
-    import importlib.util
+    return available("onnx") and available("onnxruntime")
 
-    return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
+
+def openvino_available() -> bool:
+    """Whether the OpenVINO backend can run here (``openvino`` importable)."""
+    return available("openvino")
+
+
+#: Backends that run on the CPU only.
+CPU_ONLY_BACKENDS = ("onnxruntime", "openvino")
 
 
 def choose_backend(name: BackendName | str, model: EnlightenGenerator, device: torch.device) -> str:
     """The backend ``name`` stands for with this model on this device (``"auto"`` resolved).
 
-    ``"auto"`` is the faster of the two for the model, as measured on a 2-core CPU
-    (benchmarks/RESULTS.md): for a per-image BatchNorm generator ONNX Runtime (its graph computes each
-    image's statistics inside the network; 1.9x the plain module at 1 MP against PyTorch's 1.26x), for
-    a generator with fixed statistics PyTorch (ONNX Runtime was within 5% of it at 0.25, 1 and 4 MP for
-    the bundled model, so the backend that needs no extra package). ONNX Runtime only where ``onnx``
-    and ``onnxruntime`` are installed and ``device`` is the CPU.
+    ``"auto"`` is the fastest installed backend for the model on the CPU, as measured on a 2-core CPU
+    (benchmarks/RESULTS.md): for a generator with fixed statistics (the bundled default model, the
+    released weights) OpenVINO where ``openvino`` is installed (its whole-image runs
+    were faster than PyTorch's), for a per-image BatchNorm generator ONNX Runtime where ``onnx`` and
+    ``onnxruntime`` are installed (its graph computes each image's statistics inside the network),
+    PyTorch otherwise and on every other device.
 
     Raises:
         ValueError: an unknown name.
@@ -80,8 +89,11 @@ def choose_backend(name: BackendName | str, model: EnlightenGenerator, device: t
         raise ValueError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")
     if name != "auto":
         return name
-    onnx_faster = model.config.per_image and device.type == "cpu"
-    return "onnxruntime" if onnx_faster and onnxruntime_available() else "torch"
+    if device.type != "cpu":
+        return "torch"
+    if model.config.per_image:
+        return "onnxruntime" if onnxruntime_available() else "torch"
+    return "openvino" if openvino_available() else "torch"
 
 
 def make_backend(name: BackendName | str, model: EnlightenGenerator) -> StatisticsBackend:
@@ -90,12 +102,14 @@ def make_backend(name: BackendName | str, model: EnlightenGenerator) -> Statisti
     ``"auto"`` is resolved by :func:`choose_backend` for the model's device.
 
     Raises:
-        ValueError: an unknown name.
-        OptionalDependencyError: ``"onnxruntime"`` without ``onnx`` and ``onnxruntime`` installed.
+        ValueError: an unknown name, or ``"openvino"`` for a per-image BatchNorm generator.
+        OptionalDependencyError: ``"onnxruntime"`` or ``"openvino"`` without its packages installed.
     """
     name = choose_backend(name, model, model.conv10.weight.device)
     if name == "torch":
         return TorchBackend(model)
+    if name == "openvino":
+        return OpenVinoBackend(model)
     return OnnxRuntimeBackend(model)
 
 
@@ -155,8 +169,9 @@ class Enhancer:
             resolution and carries the result to full size by guided upsampling: several times faster,
             not exact.
         backend: ``"auto"`` (default: the faster backend for this model, see :func:`choose_backend`),
-            ``"torch"`` (exact rewrites of the network for speed) or ``"onnxruntime"`` (CPU only; needs
-            ``onnx`` and ``onnxruntime``).
+            ``"torch"`` (exact rewrites of the network for speed), ``"onnxruntime"`` (CPU only; needs
+            ``onnx`` and ``onnxruntime``) or ``"openvino"`` (CPU only, fixed-statistics generators;
+            needs ``openvino``).
         denoise: ``True``, a filter strength, or a :class:`~enlightengan.inference.denoise.DenoiseConfig`:
             attention-guided non-local means after enhancement, strong where the input was dark and
             off where it was bright (OpenCV's NL-means). ``False`` (default) is the
@@ -189,9 +204,9 @@ class Enhancer:
         self.fast: FastConfig | None = FastConfig() if fast is True else (fast or None)
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
-        if backend == "onnxruntime" and self.device.type != "cpu":
+        if backend in CPU_ONLY_BACKENDS and self.device.type != "cpu":
             raise ValueError(
-                f"the onnxruntime backend runs on the CPU only, not on {self.device}: use --device cpu"
+                f"the {backend} backend runs on the CPU only, not on {self.device}: use --device cpu"
             )
         if model is not None:
             if weights is not None:

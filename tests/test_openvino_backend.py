@@ -1,0 +1,135 @@
+"""The OpenVINO backend computes what the faithful module computes: whole images, tiles, any size."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from enlightengan._optional import OptionalDependencyError
+from enlightengan.inference.placement import Placement
+from enlightengan.inference.torch_backend import TorchBackend
+from enlightengan.models.generator import EnlightenGenerator, GeneratorConfig
+from enlightengan.models.ops import attention_map
+
+from .conftest import randomised_generator
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "dark.jpg"
+
+pytest.importorskip("onnx")
+pytest.importorskip("openvino")
+
+from enlightengan.inference.openvino_backend import OpenVinoBackend  # noqa: E402
+
+
+def _inputs(n: int, h: int, w: int, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    image = torch.rand(n, 3, h, w, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    return image, attention_map(image)
+
+
+def test_whole_images_equal_the_module() -> None:
+    model = randomised_generator()
+    image, gray = _inputs(2, 64, 96)
+    with torch.no_grad():
+        expected = model.forward_aligned(image, gray)
+    backend = OpenVinoBackend(model, threads=1)
+    out, latent = backend.run(image, gray)
+    assert out.shape == latent.shape == image.shape
+    torch.testing.assert_close(out, expected.output, atol=1e-4, rtol=0)
+    torch.testing.assert_close(latent, expected.latent, atol=1e-4, rtol=0)
+    # the same compiled model serves another size (dynamic shapes), and a tile placed at the origin
+    # of an image of its own size is the whole image
+    image, gray = _inputs(1, 48, 32, seed=2)
+    with torch.no_grad():
+        expected = model.forward_aligned(image, gray)
+    out, _ = backend.run(image, gray, Placement(0, 0, 48, 32))
+    torch.testing.assert_close(out, expected.output, atol=1e-4, rtol=0)
+
+
+@pytest.mark.slow
+def test_large_images_are_exact_to_the_last_column() -> None:
+    # OpenVINO 2026.4 computed the last 17 columns wrongly from about 1536 x 1536 on when the
+    # upsampling was written as Gather; the Resize of the whole graph must stay exact there.
+    model = randomised_generator(width=4)
+    image, gray = _inputs(1, 1536, 1552)
+    expected, _ = TorchBackend(model).run(image, gray)
+    out, _ = OpenVinoBackend(model).run(image, gray)
+    error = (out - expected).abs().amax(dim=(0, 1, 2))  # per column
+    assert error.max() < 1e-4, f"columns off: {torch.nonzero(error >= 1e-4).flatten().tolist()[:20]}"
+
+
+def test_tiles_are_run_where_the_whole_image_samples_them() -> None:
+    from enlightengan.inference import Enhancer
+
+    model = randomised_generator()
+    image, gray = _inputs(1, 64, 96)
+    placement = Placement(32, 48, 160, 192)
+    torch_out, _ = TorchBackend(model).run(image, gray, placement)
+    ov_out, _ = OpenVinoBackend(model).run(image, gray, placement)
+    torch.testing.assert_close(ov_out, torch_out, atol=1e-5, rtol=0)
+    # through the Enhancer: tiles of a wide image, stitched, equal the module on the whole image
+    base, _ = _inputs(1, 50, 70, seed=3)
+    wide = torch.cat((base, base.flip(-1), base), -1)  # 50 x 210: two tiles of at most 208 px
+    with torch.no_grad():
+        expected = model(wide).output.clamp(-1, 1)
+    enhancer = Enhancer(model=model, device="cpu", backend="openvino", tile=208)
+    torch.testing.assert_close(enhancer.enhance_tensor(wide), expected, atol=1e-4, rtol=0)
+    whole = Enhancer(model=model, device="cpu", backend="openvino")
+    with torch.no_grad():
+        torch.testing.assert_close(
+            whole.enhance_tensor(base), model(base).output.clamp(-1, 1), atol=1e-4, rtol=0
+        )
+
+
+def test_images_over_its_memory_budget_run_in_pytorch(monkeypatch: pytest.MonkeyPatch) -> None:
+    from enlightengan.inference import openvino_backend
+
+    model = randomised_generator()
+    image, gray = _inputs(1, 64, 96)
+    backend = OpenVinoBackend(model)
+    # 64 x 96 pixels x width 8 x 48 bytes = 2.4 MB: over a 1 MB budget, under a 4 MB one
+    monkeypatch.setattr(openvino_backend, "default_budget", lambda: 1 << 20)
+    out, _ = backend.run(image, gray)
+    assert backend._request is None  # OpenVINO never compiled: PyTorch ran it
+    assert torch.equal(out, TorchBackend(model).run(image, gray)[0])
+    monkeypatch.setattr(openvino_backend, "default_budget", lambda: 4 << 20)
+    out, _ = backend.run(image, gray)
+    assert backend._request is not None
+    torch.testing.assert_close(out, TorchBackend(model).run(image, gray)[0], atol=1e-4, rtol=0)
+
+
+def test_bundled_model_matches_the_torch_backend_on_a_photo() -> None:
+    from PIL import Image
+
+    from enlightengan.inference import Enhancer
+
+    photo = np.asarray(Image.open(EXAMPLE).convert("RGB").reduce(2))
+    via_ov = Enhancer(device="cpu", backend="openvino").enhance(photo)
+    via_torch = Enhancer(device="cpu", backend="torch").enhance(photo)
+    assert via_ov.shape == photo.shape
+    difference = np.abs(via_ov.astype(int) - via_torch.astype(int))
+    assert difference.max() <= 1  # 8-bit outputs within one grey level
+    assert (via_ov.astype(int) - photo.astype(int)).mean() > 10  # and the photo was really enhanced
+
+
+def test_errors_are_clear(monkeypatch: pytest.MonkeyPatch) -> None:
+    per_image = EnlightenGenerator(GeneratorConfig(base_width=4, batchnorm="per-image")).eval()
+    with pytest.raises(ValueError, match="fixed BatchNorm statistics"):
+        OpenVinoBackend(per_image)
+    model = randomised_generator(width=4)
+    with pytest.raises(ValueError, match="threads"):
+        OpenVinoBackend(model, threads=0)
+    backend = OpenVinoBackend(model)
+    with pytest.raises(ValueError, match="per-image"):
+        backend.with_statistics(torch.zeros(1, 3, 32, 32))
+    with pytest.raises(ValueError, match="per-image"):
+        backend.measuring()
+    image, gray = _inputs(1, 20, 32)
+    with pytest.raises(ValueError, match="multiples of 16"):
+        backend.run(image, gray)
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    with pytest.raises(OptionalDependencyError, match=r"enlightengan\[openvino\]"):
+        OpenVinoBackend(model)
