@@ -1,22 +1,26 @@
-"""The OpenVINO backend: whole images run by OpenVINO on the CPU, tiles by the PyTorch backend.
+"""The OpenVINO backend: the generator compiled by OpenVINO for the CPU, whole images and placed tiles.
 
 OpenVINO (Intel's inference runtime) compiles the generator's network (Jiang et al., IEEE TIP 2021,
-Fig. 2), built node by node from the weights with OpenVINO's own operation set (no ONNX step: importing
-``onnx`` alone took longer than building and compiling the network), for the CPU, with float32
+Fig. 2), built node by node from the weights with OpenVINO's own operation set (no ONNX step:
+importing ``onnx`` alone took longer than building and compiling the network), with float32
 arithmetic required (``INFERENCE_PRECISION_HINT``; left to itself it may compute in bfloat16 on CPUs
-that have it, which is not exact). The network is compiled when the first whole image comes, so a
-command whose images are all tiled pays nothing for it. On the 2-core development machine it ran the
-bundled model's network faster than the PyTorch backend (``benchmarks/RESULTS.md``).
+that have it, which is not exact). On the 2-core development machine it ran the bundled model faster
+than the PyTorch backend (``benchmarks/RESULTS.md``).
 
-Tiles are the exception. Placing a tile's upsampling where the whole image samples it needs
-``Resize`` in ``tf_crop_and_resize`` mode (the ONNX Runtime backend's tiles graph), which OpenVINO
-does not run; the same sampling written as ``Gather`` and interpolation gave wrong values in the
-last 17 columns of images from about 1536 x 1536 pixels on (OpenVINO 2026.4, CPU plugin), while
-``Resize`` with ``align_corners`` on whole maps agreed with PyTorch to 1e-4 grey levels at every
-size tried. So this backend runs whole images in OpenVINO and hands tiles of larger images to a
-:class:`~enlightengan.inference.torch_backend.TorchBackend` of the same weights: both compute the
-same function to float rounding, and the tiler (:mod:`~enlightengan.inference.tiling`) plans
-with this backend's :attr:`~OpenVinoBackend.bytes_per_pixel_per_width`.
+Two compiled forms, built when first needed:
+
+* **whole images** that fit the memory budget: one model for every size (dynamic shapes), with the
+  ``align_corners=True`` upsampling as OpenVINO's ``Interpolate``. It needs about 46 bytes per pixel
+  and unit of base width (:attr:`OpenVinoBackend.dynamic_bytes_per_pixel_per_width`).
+* **placed tiles**, and whole images over that budget: the upsampling samples where the whole image
+  samples it (:func:`~enlightengan.inference.placement.tile_taps`: two source indices and a weight
+  per output row and column, given as inputs), one model compiled per tile shape and kept
+  (:data:`TILE_MODELS` of them). Compiled for a fixed shape, OpenVINO plans its memory like the
+  PyTorch backend (about 24 bytes per pixel and width) and computes these indexed reads exactly. With
+  dynamic shapes the same graph gave wrong values in the last 17 columns of images from about
+  1536 x 1536 pixels on (OpenVINO 2026.4, CPU plugin), hence the fixed shapes; ONNX Runtime's
+  ``Resize`` in ``tf_crop_and_resize`` mode, which the ONNX Runtime backend uses for tiles, is not
+  available in OpenVINO.
 
 Generators with fixed BatchNorm statistics only (running averages, as the released weights and the
 bundled default model run); per-image BatchNorm generators use the ONNX Runtime or PyTorch backend.
@@ -26,6 +30,7 @@ bundled default model run); per-image BatchNorm generators use the ONNX Runtime 
 from __future__ import annotations
 
 import copy
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -35,15 +40,21 @@ from torch import Tensor
 from .._optional import require
 from ..models.generator import SLOPE, EnlightenGenerator
 from .backend import check_inputs, not_per_image
-from .placement import Placement
+from .placement import Placement, tile_taps
 from .tiling import BYTES_PER_PIXEL_PER_WIDTH, default_budget
-from .torch_backend import TorchBackend
 
-__all__ = ["OpenVinoBackend"]
+__all__ = ["TILE_MODELS", "OpenVinoBackend"]
+
+#: Compiled tile models kept, one per tile shape (a plan has at most four: inner, right, bottom,
+#: corner); the oldest is dropped beyond this. Compiling one takes about 0.1 s on 2 cores.
+TILE_MODELS = 8
+
+#: The decoder's upsampling levels, from the coarsest (1/8 of the image) to full resolution.
+_LEVELS = 4
 
 
 class OpenVinoBackend:
-    """The generator run by OpenVINO (CPU) on whole images; tiles by :class:`TorchBackend` (module doc).
+    """The generator run by OpenVINO on the CPU (see the module doc).
 
     Args:
         model: a generator with fixed BatchNorm statistics (its weights are copied now).
@@ -59,15 +70,15 @@ class OpenVinoBackend:
     """
 
     name = "openvino"
-    #: The tile planner plans for the PyTorch backend, which runs the tiles and the images too large
-    #: for OpenVINO's budget (see :attr:`openvino_bytes_per_pixel_per_width`).
+    #: Working memory per tile pixel and unit of base width of the fixed-shape models, for the tile
+    #: planner: the PyTorch backend's figure, which OpenVINO's fixed-shape plans matched (23.5 bytes
+    #: per pixel and width at 4 MP, bundled model).
     bytes_per_pixel_per_width = BYTES_PER_PIXEL_PER_WIDTH
-    #: OpenVINO's working memory per pixel and unit of base width: with dynamic input shapes (one
-    #: compiled model for every size) it peaked 45-46 bytes per pixel and width above the process's
-    #: resident memory at 1 and 4 MP (bundled model, width 16), against PyTorch's 24. Whole images
-    #: whose OpenVINO run would need more than the memory budget
-    #: (:func:`~enlightengan.inference.tiling.default_budget`) run in PyTorch instead.
-    openvino_bytes_per_pixel_per_width = 48
+    #: The dynamic-shape model's: it peaked 45-46 bytes per pixel and width above the process's
+    #: resident memory at 1 and 4 MP (bundled model, width 16). Whole images whose dynamic run would
+    #: need more than the memory budget (:func:`~enlightengan.inference.tiling.default_budget`) run
+    #: in a fixed-shape model instead.
+    dynamic_bytes_per_pixel_per_width = 48
 
     def __init__(self, model: EnlightenGenerator, *, threads: int | None = None) -> None:
         if model.config.per_image:
@@ -83,15 +94,8 @@ class OpenVinoBackend:
             self._config["INFERENCE_NUM_THREADS"] = threads
         self._model = copy.deepcopy(model).eval()  # the weights as they are now
         self._width = model.config.base_width
-        self._request: Any = None  # compiled on the first whole image
-        self._tiles = TorchBackend(model)
-
-    def _compiled_request(self) -> Any:
-        if self._request is None:
-            network = _network(self._ov, self._model)
-            compiled = self._ov.Core().compile_model(network, "CPU", self._config)
-            self._request = compiled.create_infer_request()
-        return self._request
+        self._whole: Any = None  # the dynamic-shape request, compiled on the first whole image
+        self._tiles: OrderedDict[tuple[int, ...], Any] = OrderedDict()  # shape -> fixed-shape request
 
     def with_statistics(self, image: Tensor) -> OpenVinoBackend:
         raise not_per_image("with_statistics")
@@ -99,39 +103,77 @@ class OpenVinoBackend:
     def measuring(self) -> OpenVinoBackend:
         raise not_per_image("measuring")
 
+    def _compile(self, network: Any) -> Any:
+        return self._ov.Core().compile_model(network, "CPU", self._config).create_infer_request()
+
+    def _whole_request(self) -> Any:
+        if self._whole is None:
+            self._whole = self._compile(_network(self._ov, self._model, placed=False))
+        return self._whole
+
+    def _tile_request(self, feeds: dict[str, np.ndarray]) -> Any:
+        key = tuple(dim for name in sorted(feeds) for dim in feeds[name].shape)
+        request = self._tiles.pop(key, None)
+        if request is None:
+            network = _network(self._ov, self._model, placed=True)
+            network.reshape({name: list(value.shape) for name, value in feeds.items()})
+            request = self._compile(network)
+            if len(self._tiles) >= TILE_MODELS:
+                self._tiles.popitem(last=False)
+        self._tiles[key] = request  # most recently used last
+        return request
+
     def run(self, image: Tensor, gray: Tensor, placement: Placement | None = None) -> tuple[Tensor, Tensor]:
-        """Run the generator on a 16-aligned image (OpenVINO) or tile (PyTorch); see the class doc."""
+        """Run the generator on a 16-aligned image or tile; see the class doc."""
         check_inputs(image, gray)
-        h, w = image.shape[-2:]
+        n, _, h, w = image.shape
         if placement is not None:
             placement.check(h, w)
-            if not placement.is_whole(h, w):
-                return self._tiles.run(image, gray, placement)
-        if image.shape[0] * h * w * self._width * self.openvino_bytes_per_pixel_per_width > default_budget():
-            return self._tiles.run(image, gray)
-        results = self._compiled_request().infer(
-            {
-                "image": np.ascontiguousarray(image.detach().float().cpu().numpy()),
-                "gray": np.ascontiguousarray(gray.detach().float().cpu().numpy()),
-            }
-        )
+        feeds = {
+            "image": np.ascontiguousarray(image.detach().float().cpu().numpy()),
+            "gray": np.ascontiguousarray(gray.detach().float().cpu().numpy()),
+        }
+        whole = placement is None or placement.is_whole(h, w)
+        if whole and n * h * w * self._width * self.dynamic_bytes_per_pixel_per_width <= default_budget():
+            request = self._whole_request()
+        else:
+            for level, (rows, cols) in enumerate(tile_taps(h, w, placement)):
+                for axis, (first, second, weight) in (("r", rows), ("c", cols)):
+                    feeds[f"up{level}.{axis}0"] = first.numpy()
+                    feeds[f"up{level}.{axis}1"] = second.numpy()
+                    shape = (-1, 1) if axis == "r" else (-1,)
+                    feeds[f"up{level}.{axis}w"] = weight.numpy().reshape(shape)
+            request = self._tile_request(feeds)
+        results = request.infer(feeds)
         output = torch.from_numpy(np.array(results["output"]))
         latent = torch.from_numpy(np.array(results["latent"]))
         return output.to(image.device), latent.to(image.device)
 
 
-def _network(ov: Any, model: EnlightenGenerator) -> Any:
-    """The generator's ``forward_aligned`` as an OpenVINO model (inputs ``image``, ``gray``; outputs
-    ``output``, ``latent``; dynamic batch and size), BatchNorm with the running statistics.
+def _channels(node: Any) -> int:
+    """The channel count (axis 1) of an OpenVINO node or output."""
+    if hasattr(node, "get_partial_shape"):
+        return int(node.get_partial_shape()[1].get_length())
+    return int(node.get_output_partial_shape(0)[1].get_length())
 
-    The same operations as :meth:`EnlightenGenerator.forward_aligned`: 3 x 3 convolutions padded by 1,
-    LeakyReLU (slope 0.2), BatchNorm, 2 x 2 max pooling, the attention map's pyramid by max pooling,
-    and ``align_corners=True`` bilinear upsampling by 2.
+
+def _network(ov: Any, model: EnlightenGenerator, *, placed: bool) -> Any:
+    """The generator's ``forward_aligned`` as an OpenVINO model, BatchNorm with the running statistics.
+
+    Inputs ``image`` (``N x 3 x H x W``, ``[-1, 1]``) and ``gray`` (``N x 1 x H x W``); outputs
+    ``output`` and ``latent``; dynamic batch and size. The same operations as
+    :meth:`EnlightenGenerator.forward_aligned`: 3 x 3 convolutions padded by 1, LeakyReLU (slope 0.2),
+    BatchNorm, 2 x 2 max pooling, the attention map's pyramid by max pooling, and the decoder's x2
+    ``align_corners=True`` bilinear upsampling: ``Interpolate`` on whole maps, or with ``placed``
+    gathered rows and columns interpolated with weights, from the inputs ``up{k}.r0``, ``up{k}.r1``
+    (row indices, ``R``), ``up{k}.rw`` (``R x 1``) and ``up{k}.c0``, ``up{k}.c1``, ``up{k}.cw``
+    (columns, ``C``) of decoder level ``k`` = 0..3 (columns first, then rows).
     """
     ops = require("openvino.opset13", "openvino")
     modules = dict(model.named_modules())
     image = ops.parameter([-1, 3, -1, -1], np.float32, name="image")
     gray = ops.parameter([-1, 1, -1, -1], np.float32, name="gray")
+    parameters = [image, gray]
     slope = ops.constant(np.array([SLOPE], dtype=np.float32))
     doubler = ops.constant(np.array([2, 2], dtype=np.int64))
     spatial = ops.constant(np.array([2, 3], dtype=np.int64))
@@ -139,15 +181,24 @@ def _network(ov: Any, model: EnlightenGenerator) -> Any:
     def const(tensor: Tensor) -> Any:
         return ops.constant(tensor.detach().float().cpu().numpy())
 
-    def conv(name: str, x: Any, act: bool = True) -> Any:
+    def conv(name: str, x: Any | list[Any], act: bool = True) -> Any:
+        """``layer(x)``; a list stands for its concatenation along channels, computed as the sum of
+        each part's convolution with its slice of the weights (OpenVINO's Concat was a slow
+        reference kernel: 6% of a 0.25 MP call)."""
         layer = modules[name]
         assert isinstance(layer, torch.nn.Conv2d) and layer.bias is not None
         pad = layer.kernel_size[0] // 2
-        y = ops.convolution(x, const(layer.weight), [1, 1], [pad, pad], [pad, pad], [1, 1])
+        parts = x if isinstance(x, list) else [x]
+        channels = [_channels(part) for part in parts]
+        weights = layer.weight.split(channels, dim=1)
+        y = None
+        for part, weight in zip(parts, weights, strict=True):
+            z = ops.convolution(part, const(weight), [1, 1], [pad, pad], [pad, pad], [1, 1])
+            y = z if y is None else ops.add(y, z)
         y = ops.add(y, const(layer.bias.view(1, -1, 1, 1)))
         return ops.prelu(y, slope) if act else y
 
-    def block(key: str, x: Any) -> Any:
+    def block(key: str, x: Any | list[Any]) -> Any:
         y = conv(f"conv{key}", x)
         bn = modules.get(f"bn{key}")
         if bn is None:
@@ -161,16 +212,28 @@ def _network(ov: Any, model: EnlightenGenerator) -> Any:
     def pool(x: Any) -> Any:
         return ops.max_pool(x, [2, 2], [1, 1], [0, 0], [0, 0], [2, 2]).output(0)
 
-    def upsample(x: Any) -> Any:
+    def lerp(x: Any, level: int, axis: str) -> Any:
+        index = 3 if axis == "c" else 2
+        first = ops.parameter([-1], np.int64, name=f"up{level}.{axis}0")
+        second = ops.parameter([-1], np.int64, name=f"up{level}.{axis}1")
+        weight = ops.parameter([-1, 1] if axis == "r" else [-1], np.float32, name=f"up{level}.{axis}w")
+        parameters.extend([first, second, weight])
+        x0 = ops.gather(x, first, index)
+        x1 = ops.gather(x, second, index)
+        return ops.add(x0, ops.multiply(ops.subtract(x1, x0), weight))
+
+    def upsample(x: Any, level: int) -> Any:
+        if placed:
+            return lerp(lerp(x, level, "c"), level, "r")
         sizes = ops.multiply(ops.gather(ops.shape_of(x), spatial, 0), doubler)
         return ops.interpolate(
             x, sizes, "linear_onnx", "sizes", coordinate_transformation_mode="align_corners", axes=spatial
         )
 
     grays = [gray]
-    for _ in range(4):
+    for _ in range(_LEVELS):
         grays.append(pool(grays[-1]))
-    x = ops.concat([image, gray], 1)
+    x: Any = [image, gray]
     skips = []
     for level in range(1, 5):
         x = block(f"{level}_2", block(f"{level}_1", x))
@@ -179,12 +242,11 @@ def _network(ov: Any, model: EnlightenGenerator) -> Any:
     x = block("5_1", x)
     x = block("5_2", ops.multiply(x, grays[4]))
     for level in range(6, 10):
-        x = upsample(x)
+        x = upsample(x, level - 6)
         skip = ops.multiply(skips[9 - level], grays[9 - level])
-        x = ops.concat([conv(f"deconv{level - 1}", x, act=False), skip], 1)
-        x = block(f"{level}_2", block(f"{level}_1", x))
+        x = block(f"{level}_2", block(f"{level}_1", [conv(f"deconv{level - 1}", x, act=False), skip]))
     latent = ops.multiply(conv("conv10", x, act=False), gray)
     output = ops.add(latent, image)
     output.output(0).get_tensor().set_names({"output"})
     latent.output(0).get_tensor().set_names({"latent"})
-    return ov.Model([output, latent], [image, gray], "enlightengan")
+    return ov.Model([output, latent], parameters, "enlightengan")

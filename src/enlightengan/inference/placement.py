@@ -8,9 +8,10 @@ sample at the positions the whole image uses, so a tile differs from the untiled
 own borders, where convolutions see zero padding instead of the neighbouring pixels
 (docs/ARCHITECTURE.md, "Tiles").
 
-The same positions in two forms: :func:`upsample_at` computes the upsampling of a tile in PyTorch
+The same positions in three forms: :func:`upsample_at` computes the upsampling of a tile in PyTorch
 (the torch backend), :func:`tile_roi` gives the regions of interest with which ONNX's ``Resize`` in
-``tf_crop_and_resize`` mode samples them (the ONNX graphs, which take it as an input).
+``tf_crop_and_resize`` mode samples them (the ONNX graphs, which take it as an input), and
+:func:`tile_taps` the indices and weights of every output row and column (the OpenVINO backend).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from torch import Tensor
 
 from ..models.ops import MULTIPLE
 
-__all__ = ["LERP_MIN_PIXELS", "Placement", "tile_roi", "upsample_at"]
+__all__ = ["LERP_MIN_PIXELS", "Placement", "tile_roi", "tile_taps", "upsample_at"]
 
 #: Whole channels-last maps upsampled to at least this many pixels are interpolated in runs of
 #: ``torch.lerp`` (rows, then columns) rather than by ``F.interpolate`` (see :func:`upsample_at`).
@@ -215,6 +216,40 @@ def upsample_at(
         return F.interpolate(band, size=(stop - start, 2 * w), mode="bilinear", align_corners=True)
     col_taps = _axis_taps(left // scale_level, 2 * w, left // (2 * scale_level), w, width // scale_level)
     return _lerp_axis(band.permute(0, 2, 3, 1), 2, col_taps).permute(0, 3, 1, 2)
+
+
+#: ``(first index, second index, weight of the second)`` of each output sample along one axis.
+Taps = tuple[Tensor, Tensor, Tensor]
+
+
+def tile_taps(height: int, width: int, placement: Placement | None) -> list[tuple[Taps, Taps]]:
+    """The ``(rows, columns)`` taps of each decoder upsampling of a ``height x width`` tile.
+
+    Entry ``k`` serves the ``k``-th upsampling (to 1/8, 1/4, 1/2 and full resolution): output row
+    ``j`` of that level is ``lerp(x[first[j]], x[second[j]], weight[j])`` of the tile's input rows, at
+    the positions the whole image's ``align_corners=True`` upsampling samples (as
+    :func:`upsample_at` samples them), and likewise for columns. Indices are int64, weights float32.
+    """
+    full_h, full_w = (height, width) if placement is None else (placement.height, placement.width)
+    top, left = (0, 0) if placement is None else (placement.top, placement.left)
+    taps = []
+    for scale_level in (8, 4, 2, 1):
+        rows = _axis_taps(
+            top // scale_level,
+            height // scale_level,
+            top // (2 * scale_level),
+            height // (2 * scale_level),
+            full_h // scale_level,
+        )
+        cols = _axis_taps(
+            left // scale_level,
+            width // scale_level,
+            left // (2 * scale_level),
+            width // (2 * scale_level),
+            full_w // scale_level,
+        )
+        taps.append((rows, cols))
+    return taps
 
 
 def tile_roi(height: int, width: int, placement: Placement | None) -> np.ndarray:
