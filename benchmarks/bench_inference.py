@@ -49,7 +49,7 @@ FIXTURE = SHARED / "fixtures" / "official_generator_fixture.pt"
 #: (height, width) of each size, 4:3 like most photos.
 SIZES = {"0.25": (432, 576), "1": (864, 1152), "4": (1728, 2304), "12": (3000, 4000)}
 CONFIGS = ("eager", "torch", "onnxruntime", "openvino", "default", "fast")
-REPEATS = {"0.25": 3, "1": 2, "4": 2, "12": 1}
+REPEATS = {"0.25": 7, "1": 3, "4": 2, "12": 1}
 #: Levers of the exact path, measured at 1 MP (name -> worker config).
 LEVERS = (
     "eager",

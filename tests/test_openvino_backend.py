@@ -60,9 +60,10 @@ def test_large_images_are_exact_to_the_last_column(monkeypatch: pytest.MonkeyPat
     expected, _ = TorchBackend(model).run(image, gray)
     backend = OpenVinoBackend(model)
     dynamic, _ = backend.run(image, gray)
+    assert backend._compiled is not None and backend._compiled[0] is None  # the dynamic model ran
     monkeypatch.setattr(openvino_backend, "default_budget", lambda: 1 << 20)  # now over the budget
     fixed, _ = backend.run(image, gray)
-    assert backend._whole is not None and len(backend._tiles) == 1  # one of each form ran
+    assert backend._compiled is not None and backend._compiled[0] == (1, 3, 1536, 1552)  # fixed shape
     for out in (dynamic, fixed):
         error = (out - expected).abs().amax(dim=(0, 1, 2))  # per column
         assert error.max() < 1e-4, f"columns off: {torch.nonzero(error >= 1e-4).flatten().tolist()[:20]}"
@@ -92,28 +93,34 @@ def test_tiles_are_run_where_the_whole_image_samples_them() -> None:
         )
 
 
-def test_fixed_shape_models_serve_large_images_kept_per_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_compiled_model_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     from enlightengan.inference import openvino_backend
 
     model = randomised_generator()
     image, gray = _inputs(1, 64, 96)
     backend = OpenVinoBackend(model)
-    # 64 x 96 pixels x width 8 x 48 bytes = 2.4 MB: over a 1 MB budget, under a 4 MB one
+    compiled: list[tuple[int, ...] | None] = []
+    real = openvino_backend._network
+
+    def counting(ov: object, generator: EnlightenGenerator, *, placed: bool) -> object:
+        compiled.append(tuple(image.shape) if placed else None)
+        return real(ov, generator, placed=placed)
+
+    monkeypatch.setattr(openvino_backend, "_network", counting)
+    # 64 x 96 pixels x width 8 x 48 bytes = 2.4 MB: over a 1 MB budget (a fixed-shape model runs
+    # it), under a 4 MB one (the dynamic model)
     monkeypatch.setattr(openvino_backend, "default_budget", lambda: 1 << 20)
     out, _ = backend.run(image, gray)
-    assert backend._whole is None and len(backend._tiles) == 1  # the fixed-shape model ran it
     torch.testing.assert_close(out, TorchBackend(model).run(image, gray)[0], atol=1e-4, rtol=0)
-    backend.run(image, gray)
-    assert len(backend._tiles) == 1  # the same shape reuses its model
+    backend.run(image, gray)  # the same shape: no new compilation
+    assert compiled == [(1, 3, 64, 96)]
     monkeypatch.setattr(openvino_backend, "default_budget", lambda: 4 << 20)
     out, _ = backend.run(image, gray)
-    assert backend._whole is not None
+    backend.run(image[..., :32], gray[..., :32])  # the dynamic model serves every size
     torch.testing.assert_close(out, TorchBackend(model).run(image, gray)[0], atol=1e-4, rtol=0)
-    # tiles of many shapes: at most TILE_MODELS compiled models are kept
-    monkeypatch.setattr(openvino_backend, "TILE_MODELS", 3)
-    for width in (16, 32, 48, 64, 80):
-        backend.run(image[..., :width], gray[..., :width], Placement(0, 0, 64, 96))
-    assert len(backend._tiles) == 3
+    assert compiled == [(1, 3, 64, 96), None]
+    backend.run(image[..., :32], gray[..., :32], Placement(0, 0, 64, 96))  # a tile: fixed shape again
+    assert len(compiled) == 3 and backend._compiled is not None and backend._compiled[0] == (1, 3, 64, 32)
 
 
 def test_bundled_model_matches_the_torch_backend_on_a_photo() -> None:

@@ -14,13 +14,15 @@ Two compiled forms, built when first needed:
   and unit of base width (:attr:`OpenVinoBackend.dynamic_bytes_per_pixel_per_width`).
 * **placed tiles**, and whole images over that budget: the upsampling samples where the whole image
   samples it (:func:`~enlightengan.inference.placement.tile_taps`: two source indices and a weight
-  per output row and column, given as inputs), one model compiled per tile shape and kept
-  (:data:`TILE_MODELS` of them). Compiled for a fixed shape, OpenVINO plans its memory like the
-  PyTorch backend (about 24 bytes per pixel and width) and computes these indexed reads exactly. With
-  dynamic shapes the same graph gave wrong values in the last 17 columns of images from about
-  1536 x 1536 pixels on (OpenVINO 2026.4, CPU plugin), hence the fixed shapes; ONNX Runtime's
-  ``Resize`` in ``tf_crop_and_resize`` mode, which the ONNX Runtime backend uses for tiles, is not
-  available in OpenVINO.
+  per output row and column, given as inputs), in a model compiled for the tile's shape. Compiled
+  for a fixed shape, OpenVINO computes these indexed reads exactly; with dynamic shapes the same
+  graph gave wrong values in the last 17 columns of images from about 1536 x 1536 pixels on
+  (OpenVINO 2026.4, CPU plugin). ONNX Runtime's ``Resize`` in ``tf_crop_and_resize`` mode, which the
+  ONNX Runtime backend uses for tiles, is not available in OpenVINO.
+
+Each compiled model keeps the memory it planned for as long as it lives, so the backend holds one
+at a time: a new shape (or the switch between whole images and tiles) compiles again, about 0.1 s on
+2 cores. Keeping two tile models raised a 12 MP photo's peak by 450 MB.
 
 Generators with fixed BatchNorm statistics only (running averages, as the released weights and the
 bundled default model run); per-image BatchNorm generators use the ONNX Runtime or PyTorch backend.
@@ -30,7 +32,6 @@ bundled default model run); per-image BatchNorm generators use the ONNX Runtime 
 from __future__ import annotations
 
 import copy
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -41,13 +42,9 @@ from .._optional import require
 from ..models.generator import SLOPE, EnlightenGenerator
 from .backend import check_inputs, not_per_image
 from .placement import Placement, tile_taps
-from .tiling import BYTES_PER_PIXEL_PER_WIDTH, default_budget
+from .tiling import default_budget
 
-__all__ = ["TILE_MODELS", "OpenVinoBackend"]
-
-#: Compiled tile models kept, one per tile shape (a plan has at most four: inner, right, bottom,
-#: corner); the oldest is dropped beyond this. Compiling one takes about 0.1 s on 2 cores.
-TILE_MODELS = 8
+__all__ = ["OpenVinoBackend"]
 
 #: The decoder's upsampling levels, from the coarsest (1/8 of the image) to full resolution.
 _LEVELS = 4
@@ -71,9 +68,10 @@ class OpenVinoBackend:
 
     name = "openvino"
     #: Working memory per tile pixel and unit of base width of the fixed-shape models, for the tile
-    #: planner: the PyTorch backend's figure, which OpenVINO's fixed-shape plans matched (23.5 bytes
-    #: per pixel and width at 4 MP, bundled model).
-    bytes_per_pixel_per_width = BYTES_PER_PIXEL_PER_WIDTH
+    #: planner. A fixed-shape model of a whole 4 MP image took 23.5 bytes per pixel and width; planned
+    #: with 24 (the PyTorch backend's figure), a 12 MP photo peaked 1.42 GB against PyTorch's 1.04 GB
+    #: (bundled model); with 40, 1.08 GB.
+    bytes_per_pixel_per_width = 40
     #: The dynamic-shape model's: it peaked 45-46 bytes per pixel and width above the process's
     #: resident memory at 1 and 4 MP (bundled model, width 16). Whole images whose dynamic run would
     #: need more than the memory budget (:func:`~enlightengan.inference.tiling.default_budget`) run
@@ -94,8 +92,9 @@ class OpenVinoBackend:
             self._config["INFERENCE_NUM_THREADS"] = threads
         self._model = copy.deepcopy(model).eval()  # the weights as they are now
         self._width = model.config.base_width
-        self._whole: Any = None  # the dynamic-shape request, compiled on the first whole image
-        self._tiles: OrderedDict[tuple[int, ...], Any] = OrderedDict()  # shape -> fixed-shape request
+        #: the one compiled model held: (None for the dynamic whole-image model, else the fixed shape
+        #: it was compiled for) and its infer request
+        self._compiled: tuple[tuple[int, ...] | None, Any] | None = None
 
     def with_statistics(self, image: Tensor) -> OpenVinoBackend:
         raise not_per_image("with_statistics")
@@ -103,24 +102,17 @@ class OpenVinoBackend:
     def measuring(self) -> OpenVinoBackend:
         raise not_per_image("measuring")
 
-    def _compile(self, network: Any) -> Any:
-        return self._ov.Core().compile_model(network, "CPU", self._config).create_infer_request()
-
-    def _whole_request(self) -> Any:
-        if self._whole is None:
-            self._whole = self._compile(_network(self._ov, self._model, placed=False))
-        return self._whole
-
-    def _tile_request(self, feeds: dict[str, np.ndarray]) -> Any:
-        key = tuple(dim for name in sorted(feeds) for dim in feeds[name].shape)
-        request = self._tiles.pop(key, None)
-        if request is None:
-            network = _network(self._ov, self._model, placed=True)
+    def _request(self, shape: tuple[int, ...] | None, feeds: dict[str, np.ndarray]) -> Any:
+        """The infer request for ``shape`` (``None``: the dynamic whole-image model), compiled when it
+        is not the one held; the one held before is released first."""
+        if self._compiled is not None and self._compiled[0] == shape:
+            return self._compiled[1]
+        self._compiled = None  # its memory goes before the next model plans its own
+        network = _network(self._ov, self._model, placed=shape is not None)
+        if shape is not None:
             network.reshape({name: list(value.shape) for name, value in feeds.items()})
-            request = self._compile(network)
-            if len(self._tiles) >= TILE_MODELS:
-                self._tiles.popitem(last=False)
-        self._tiles[key] = request  # most recently used last
+        request = self._ov.Core().compile_model(network, "CPU", self._config).create_infer_request()
+        self._compiled = (shape, request)
         return request
 
     def run(self, image: Tensor, gray: Tensor, placement: Placement | None = None) -> tuple[Tensor, Tensor]:
@@ -135,7 +127,7 @@ class OpenVinoBackend:
         }
         whole = placement is None or placement.is_whole(h, w)
         if whole and n * h * w * self._width * self.dynamic_bytes_per_pixel_per_width <= default_budget():
-            request = self._whole_request()
+            request = self._request(None, feeds)
         else:
             for level, (rows, cols) in enumerate(tile_taps(h, w, placement)):
                 for axis, (first, second, weight) in (("r", rows), ("c", cols)):
@@ -143,7 +135,7 @@ class OpenVinoBackend:
                     feeds[f"up{level}.{axis}1"] = second.numpy()
                     shape = (-1, 1) if axis == "r" else (-1,)
                     feeds[f"up{level}.{axis}w"] = weight.numpy().reshape(shape)
-            request = self._tile_request(feeds)
+            request = self._request(tuple(image.shape), feeds)
         results = request.infer(feeds)
         output = torch.from_numpy(np.array(results["output"]))
         latent = torch.from_numpy(np.array(results["latent"]))
