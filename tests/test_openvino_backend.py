@@ -123,6 +123,20 @@ def test_one_compiled_model_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(compiled) == 3 and backend._compiled is not None and backend._compiled[0] == (1, 3, 64, 32)
 
 
+def test_threads_share_one_backend() -> None:
+    # the web service and --workers call one backend from several threads at once
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = randomised_generator()
+    backend = OpenVinoBackend(model)
+    inputs = [_inputs(1, 64, 96, seed=seed) for seed in range(8)]
+    expected = [TorchBackend(model).run(image, gray)[0] for image, gray in inputs]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        outputs = list(pool.map(lambda pair: backend.run(*pair)[0], inputs))
+    for out, want in zip(outputs, expected, strict=True):
+        torch.testing.assert_close(out, want, atol=1e-4, rtol=0)
+
+
 def test_bundled_model_matches_the_torch_backend_on_a_photo() -> None:
     from PIL import Image
 

@@ -20,9 +20,10 @@ Two compiled forms, built when first needed:
   (OpenVINO 2026.4, CPU plugin). ONNX Runtime's ``Resize`` in ``tf_crop_and_resize`` mode, which the
   ONNX Runtime backend uses for tiles, is not available in OpenVINO.
 
-Each compiled model keeps the memory it planned for as long as it lives, so the backend holds one
-at a time: a new shape (or the switch between whole images and tiles) compiles again, about 0.1 s on
-2 cores. Keeping two tile models raised a 12 MP photo's peak by 450 MB.
+Each infer request keeps the memory its model planned for as long as it lives, so the backend holds
+one compiled model at a time, and each thread one request of it: a new shape (or the switch between
+whole images and tiles) compiles again, about 0.1 s on 2 cores. Keeping two tile models raised a
+12 MP photo's peak by 450 MB.
 
 Generators with fixed BatchNorm statistics only (running averages, as the released weights and the
 bundled default model run); per-image BatchNorm generators use the ONNX Runtime or PyTorch backend.
@@ -32,6 +33,7 @@ bundled default model run); per-image BatchNorm generators use the ONNX Runtime 
 from __future__ import annotations
 
 import copy
+import threading
 from typing import Any
 
 import numpy as np
@@ -45,6 +47,9 @@ from .placement import Placement, tile_taps
 from .tiling import default_budget
 
 __all__ = ["OpenVinoBackend"]
+
+#: A thread that holds no infer request yet (``None`` stands for the dynamic model's shape).
+_NONE = object()
 
 #: The decoder's upsampling levels, from the coarsest (1/8 of the image) to full resolution.
 _LEVELS = 4
@@ -93,8 +98,10 @@ class OpenVinoBackend:
         self._model = copy.deepcopy(model).eval()  # the weights as they are now
         self._width = model.config.base_width
         #: the one compiled model held: (None for the dynamic whole-image model, else the fixed shape
-        #: it was compiled for) and its infer request
+        #: it was compiled for) and the compiled model; each thread has its own infer request of it
         self._compiled: tuple[tuple[int, ...] | None, Any] | None = None
+        self._lock = threading.Lock()
+        self._local = threading.local()
 
     def with_statistics(self, image: Tensor) -> OpenVinoBackend:
         raise not_per_image("with_statistics")
@@ -103,16 +110,25 @@ class OpenVinoBackend:
         raise not_per_image("measuring")
 
     def _request(self, shape: tuple[int, ...] | None, feeds: dict[str, np.ndarray]) -> Any:
-        """The infer request for ``shape`` (``None``: the dynamic whole-image model), compiled when it
-        is not the one held; the one held before is released first."""
-        if self._compiled is not None and self._compiled[0] == shape:
-            return self._compiled[1]
-        self._compiled = None  # its memory goes before the next model plans its own
-        network = _network(self._ov, self._model, placed=shape is not None)
-        if shape is not None:
-            network.reshape({name: list(value.shape) for name, value in feeds.items()})
-        request = self._ov.Core().compile_model(network, "CPU", self._config).create_infer_request()
-        self._compiled = (shape, request)
+        """This thread's infer request for ``shape`` (``None``: the dynamic whole-image model).
+
+        The compiled model is shared and compiled again when another shape is asked for; each thread
+        runs its own infer request of it (one request must not run in two threads at once: the web
+        service and ``--workers`` call one backend from several threads).
+        """
+        local = self._local
+        if getattr(local, "shape", _NONE) == shape:
+            return local.request
+        local.shape, local.request = _NONE, None  # this thread's old request and its memory go first
+        with self._lock:
+            if self._compiled is None or self._compiled[0] != shape:
+                self._compiled = None  # its memory goes before the next model plans its own
+                network = _network(self._ov, self._model, placed=shape is not None)
+                if shape is not None:
+                    network.reshape({name: list(value.shape) for name, value in feeds.items()})
+                self._compiled = (shape, self._ov.Core().compile_model(network, "CPU", self._config))
+            request = self._compiled[1].create_infer_request()
+        local.shape, local.request = shape, request
         return request
 
     def run(self, image: Tensor, gray: Tensor, placement: Placement | None = None) -> tuple[Tensor, Tensor]:
