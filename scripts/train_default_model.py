@@ -8,13 +8,15 @@ Runs, each stage in ``OUT/<stage>/`` and each from the one before (``--init-from
 2. ``configs/recipe/default-2.yaml``: colour weight 100 (stops at 970 steps);
 3. ``configs/recipe/default-3.yaml``: adversarial weights 0.1 (the 2026-11 default model);
 4. ``configs/recipe/default-4.yaml``: SICE Part 1 added, fixed BatchNorm statistics, priors against
-   invented colour, grain and harm to well-exposed photos (the 2026-12 default model);
+   invented colour, grain and harm to well-exposed photos;
+5. ``configs/recipe/default-5.yaml``: stage 4 again from its last generator, fresh discriminators
+   (the 2026-12 default model, bundled 2026-12-03);
 
-then exports stage 4's best generator by validation as float16 safetensors to
+then exports stage 5's last generator as float16 safetensors to
 ``OUT/enlightengan-default.safetensors`` (copy it over ``src/enlightengan/weights/`` to bundle it).
 
 Interrupt it at any time: run the same command again and it resumes the unfinished stage
-(``enlightengan train --resume``) and skips the finished ones. About 5 hours on a 2-core CPU.
+(``enlightengan train --resume``) and skips the finished ones. About 6 hours on a 2-core CPU.
 The data is prepared first with ``scripts/prepare_default_data.py`` (symbolic links into
 ``../shared/datasets``) unless ``--data`` already holds it; the configs read it from
 ``../data/default``, relative to the repository root.
@@ -30,7 +32,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "src" / "enlightengan" / "configs" / "recipe"
-STAGES = ("default-1", "default-2", "default-3", "default-4")
+STAGES = ("default-1", "default-2", "default-3", "default-4", "default-5")
 
 
 def _finished(run_dir: Path) -> bool:
@@ -78,11 +80,10 @@ def main() -> None:
         if not _finished(run_dir):
             _train(stage, run_dir, previous)
         # stages 2 and 3 continue with the discriminators too (a run folder: its last checkpoint);
-        # stage 4 takes the generator only and trains fresh discriminators on its wider data
-        previous = run_dir if stage != STAGES[-2] else run_dir / "generator.safetensors"
-    best = out / STAGES[-1] / "generator-best.safetensors"
-    if not best.is_file():
-        best = out / STAGES[-1] / "generator.safetensors"
+        # stages 4 and 5 take the generator only and train fresh discriminators
+        previous = run_dir / "generator.safetensors" if stage in ("default-3", "default-4") else run_dir
+    # the last stage's last generator (step 750), which the whole validation chose
+    best = out / STAGES[-1] / "generator.safetensors"
     bundle = out / "enlightengan-default.safetensors"
     export = [sys.executable, "-m", "enlightengan", "export", "--weights", str(best), "--half"]
     subprocess.run([*export, "--batchnorm", "running", "--safetensors", str(bundle)], cwd=REPO, check=True)

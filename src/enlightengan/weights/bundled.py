@@ -38,7 +38,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent
 DEFAULT_MODEL = WeightsSpec(
     name="enlightengan-default",
     filename="enlightengan-default.safetensors",
-    sha256="66ccb968ab58d50b985fa34ded22ea5c6ac44117d7e78b2e5892e17a0e13e325",
+    sha256="4abd90dd1a11a5e98f45c69f8e70fe8a9cc7d86ea07911547160c7a97530e432",
     licence="research and non-commercial use, as its training data (LOL-v1, BSDS500, SICE); see "
     "docs/MODEL_CARD.md",
     input_format="RGB in [-1, 1], N x 3 x H x W, any H and W (padded to multiples of 16 internally)",
