@@ -218,6 +218,9 @@ def upsample_at(
     return _lerp_axis(band.permute(0, 2, 3, 1), 2, col_taps).permute(0, 3, 1, 2)
 
 
+#: Full-resolution pixels per output pixel of the decoder's four upsamplings, coarsest first.
+DECODER_SCALES = (8, 4, 2, 1)
+
 #: ``(first index, second index, weight of the second)`` of each output sample along one axis.
 Taps = tuple[Tensor, Tensor, Tensor]
 
@@ -233,20 +236,16 @@ def tile_taps(height: int, width: int, placement: Placement | None) -> list[tupl
     full_h, full_w = (height, width) if placement is None else (placement.height, placement.width)
     top, left = (0, 0) if placement is None else (placement.top, placement.left)
     taps = []
-    for scale_level in (8, 4, 2, 1):
-        rows = _axis_taps(
-            top // scale_level,
-            height // scale_level,
-            top // (2 * scale_level),
-            height // (2 * scale_level),
-            full_h // scale_level,
-        )
-        cols = _axis_taps(
-            left // scale_level,
-            width // scale_level,
-            left // (2 * scale_level),
-            width // (2 * scale_level),
-            full_w // scale_level,
+    for scale_level in DECODER_SCALES:
+        rows, cols = (
+            _axis_taps(
+                offset // scale_level,
+                size // scale_level,
+                offset // (2 * scale_level),
+                size // (2 * scale_level),
+                full // scale_level,
+            )
+            for offset, size, full in ((top, height, full_h), (left, width, full_w))
         )
         taps.append((rows, cols))
     return taps
@@ -267,7 +266,7 @@ def tile_roi(height: int, width: int, placement: Placement | None) -> np.ndarray
     top, left = (0, 0) if placement is None else (placement.top, placement.left)
     roi = np.zeros((4, 8), dtype=np.float64)
     roi[:, 4:6] = 1.0  # batch and channel axes: the identity
-    for k, scale_level in enumerate((8, 4, 2, 1)):
+    for k, scale_level in enumerate(DECODER_SCALES):
         for axis, (offset, size, full) in enumerate(((top, height, full_h), (left, width, full_w))):
             o = offset // scale_level
             length = size // (2 * scale_level)  # input samples of this axis in the tile
