@@ -84,10 +84,10 @@ def register(subparsers: Any) -> None:
         "--exposure-fade",
         type=_fade,
         metavar="LOW,HIGH",
-        help="record that the Enhancer fades the model's enhancement out between these mean brightnesses "
-        "of a photo (0-1, e.g. 0.35,0.45: full below LOW, none above HIGH, for photos already well "
-        "exposed); 'none' removes it; default: as in the weights file. Applied by the Enhancer, not "
-        "inside an ONNX graph",
+        help="record that the model's enhancement fades out between these mean brightnesses of a photo "
+        "(0-1, e.g. 0.25,0.35: full below LOW, none above HIGH, for photos already well exposed); "
+        "'none' removes it; default: as in the weights file. The Enhancer applies it, and --onnx "
+        "puts it inside the graph",
     )
     p.add_argument(
         "--recalibrate-max",
@@ -206,12 +206,6 @@ def run(args: argparse.Namespace) -> int:
             )
         if args.onnx is not None:
             target = args.onnx.expanduser()
-            if model.config.exposure_fade is not None:
-                print(
-                    f"note: the exposure fade {model.config.exposure_fade} is applied by the Enhancer "
-                    "(--backend onnxruntime too), not inside the ONNX graph",
-                    file=sys.stderr,
-                )
             export_onnx(model, target, opset=args.opset or DEFAULT_OPSET)
             print(f"wrote {target} ({target.stat().st_size:,} bytes); onnx.checker: ok", file=sys.stderr)
     except (OptionalDependencyError, OSError, ValueError) as exc:
