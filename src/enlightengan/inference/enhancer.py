@@ -72,6 +72,14 @@ def openvino_available() -> bool:
 CPU_ONLY_BACKENDS = ("onnxruntime", "openvino")
 
 
+def _check_backend(name: BackendName | str, device: torch.device) -> None:
+    """Raise ``ValueError`` for a backend name not in :data:`BACKENDS`, or a CPU-only one on another device."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")
+    if name in CPU_ONLY_BACKENDS and device.type != "cpu":
+        raise ValueError(f"the {name} backend runs on the CPU only, not on {device}: use --device cpu")
+
+
 def choose_backend(name: BackendName | str, model: EnlightenGenerator, device: torch.device) -> str:
     """The backend ``name`` stands for with this model on this device (``"auto"`` resolved).
 
@@ -83,10 +91,9 @@ def choose_backend(name: BackendName | str, model: EnlightenGenerator, device: t
     PyTorch otherwise and on every other device.
 
     Raises:
-        ValueError: an unknown name.
+        ValueError: an unknown name, or a CPU-only backend on another device.
     """
-    if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")
+    _check_backend(name, device)
     if name != "auto":
         return name
     if device.type != "cpu":
@@ -202,12 +209,7 @@ class Enhancer:
         self.strength = _check_strength(strength)
         self.tile = _check_tile(tile)
         self.fast: FastConfig | None = FastConfig() if fast is True else (fast or None)
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
-        if backend in CPU_ONLY_BACKENDS and self.device.type != "cpu":
-            raise ValueError(
-                f"the {backend} backend runs on the CPU only, not on {self.device}: use --device cpu"
-            )
+        _check_backend(backend, self.device)  # before the weights are loaded
         if model is not None:
             if weights is not None:
                 raise ValueError("pass either weights or model, not both")
