@@ -5,8 +5,9 @@
 
 The photo is LIME 10 (a real night scene, ../shared/datasets or $ENLIGHTENGAN_DATA) enlarged to each size
 with bicubic resampling. For each size the whole photo is enhanced in one piece (``Enhancer(tile=...)``
-larger than the photo), then with tiles of 256 and 512 pixels and with the automatic choice under a
-256 MB budget (so that it cuts even on a large machine); the 8-bit results are compared pixel by pixel.
+larger than the photo), then with tiles of 256 and 512 pixels (``--tiles`` for others) and with the
+automatic choice under a 256 MB budget (so that it cuts even on a large machine); the 8-bit results
+are compared pixel by pixel.
 The SHA-256 of each whole-image result is printed and recorded, so a later run can be checked against it
 without the whole-image pass.
 """
@@ -38,7 +39,7 @@ def photo(height: int, width: int) -> np.ndarray:
         return np.asarray(source.convert("RGB").resize((width, height), Image.Resampling.BICUBIC))
 
 
-def compare(size: str) -> list[dict[str, object]]:
+def compare(size: str, tiles: list[str]) -> list[dict[str, object]]:
     from enlightengan import Enhancer
     from enlightengan.inference import tiling
 
@@ -50,7 +51,8 @@ def compare(size: str) -> list[dict[str, object]]:
     digest = hashlib.sha256(whole.tobytes()).hexdigest()
     rows: list[dict[str, object]] = []
     real_budget = tiling.default_budget
-    for label, tile in (("256", 256), ("512", 512), ("auto", None)):
+    for label in tiles:
+        tile = None if label == "auto" else int(label)
         counts: list[int] = []
 
         def seen(done: int, total: int, counts: list[int] = counts) -> None:
@@ -83,11 +85,16 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sizes", default="1,4,12", help="comma-separated sizes in MP (1, 4, 12)")
+    parser.add_argument(
+        "--tiles",
+        default="256,512,auto",
+        help="tile sides in px or auto, comma-separated (default: 256,512,auto)",
+    )
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args()
     if not (SHARED / "datasets" / "lime" / "10.bmp").is_file():
         sys.exit(f"LIME 10 not found under {SHARED / 'datasets'} (set ENLIGHTENGAN_DATA)")
-    rows = [row for size in args.sizes.split(",") for row in compare(size)]
+    rows = [row for size in args.sizes.split(",") for row in compare(size, args.tiles.split(","))]
     import torch
 
     from enlightengan.weights import DEFAULT_MODEL

@@ -71,3 +71,85 @@ def test_export_records_and_removes_it(tmp_path: Path) -> None:
     assert load_generator(back).config.exposure_fade is None
     with pytest.raises(SystemExit):
         main(["export", "--weights", str(source), "--safetensors", str(back), "--exposure-fade", "0.6,0.5"])
+
+
+def _grey_photo(level: int) -> np.ndarray:
+    """A 32 x 40 photo of mean brightness ``level / 255`` with some texture (a +-6 checkerboard)."""
+    checker = (np.indices((32, 40)).sum(axis=0) % 2) * 12 - 6
+    return np.repeat((level + checker)[..., None], 3, axis=2).astype(np.uint8)
+
+
+def test_enhancer_overrides_the_weights_fade() -> None:
+    torch.manual_seed(3)
+    faded = EnlightenGenerator(GeneratorConfig(base_width=4, exposure_fade=(0.35, 0.45))).eval()
+    low_key = _grey_photo(77)  # mean 0.30: inside (0.25, 0.35), below the weights' 0.35
+    assert 0.25 < low_key.mean() / 255 < 0.35
+    as_recorded = Enhancer(model=faded, device="cpu")
+    assert as_recorded.exposure_fade == (0.35, 0.45)
+    assert not np.array_equal(as_recorded.enhance(low_key), low_key)  # enhanced fully by the weights' fade
+    stricter = Enhancer(model=faded, device="cpu", exposure_fade=(0.25, 0.30))
+    np.testing.assert_array_equal(stricter.enhance(low_key), low_key)  # above 0.30: left as it is
+    unfaded = Enhancer(model=faded, device="cpu", exposure_fade=None)
+    bright = _grey_photo(180)
+    assert unfaded.exposure_fade is None and not np.array_equal(unfaded.enhance(bright), bright)
+    assert faded.config.exposure_fade == (0.35, 0.45)  # the model itself is not changed
+    # half way: smoothstep(0.5) = 0.5 of the residual, on the network's [-1, 1] scale
+    half = Enhancer(model=faded, device="cpu", exposure_fade=(0.2, 0.4))
+    x = torch.from_numpy(low_key).permute(2, 0, 1)[None].float().div(127.5).sub(1.0)
+    factor = exposure_fade_factor(x, (0.2, 0.4)).item()
+    full = Enhancer(model=faded, device="cpu", exposure_fade=None).enhance_tensor(x)
+    expected = (x + factor * (full - x)).clamp(-1, 1)
+    torch.testing.assert_close(half.enhance_tensor(x), expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("bad", [(0.5, 0.4), "none", (0.1, 0.2, 0.3), 5])
+def test_enhancer_refuses_bad_fades(bad: object) -> None:
+    model = EnlightenGenerator(GeneratorConfig(base_width=4)).eval()
+    with pytest.raises(ValueError, match="exposure_fade"):
+        Enhancer(model=model, device="cpu", exposure_fade=bad)  # type: ignore[arg-type]
+
+
+def test_enhance_command_takes_a_fade(tmp_path: Path) -> None:
+    from PIL import Image
+
+    torch.manual_seed(3)
+    weights = save_generator(
+        EnlightenGenerator(GeneratorConfig(base_width=4, exposure_fade=(0.35, 0.45))).eval(),
+        tmp_path / "g.safetensors",
+    )
+    Image.fromarray(_grey_photo(77)).save(tmp_path / "lowkey.png")
+    for option, out in ((["--exposure-fade", "0.25,0.30"], "strict"), ([], "recorded")):
+        argv = ["enhance", str(tmp_path / "lowkey.png"), "-o", str(tmp_path / out), "--weights", str(weights)]
+        assert main([*argv, "--quiet", *option]) == 0
+    strict = np.asarray(Image.open(tmp_path / "strict" / "lowkey.png"))
+    recorded = np.asarray(Image.open(tmp_path / "recorded" / "lowkey.png"))
+    np.testing.assert_array_equal(strict, _grey_photo(77))
+    assert not np.array_equal(recorded, _grey_photo(77))
+    with pytest.raises(SystemExit):
+        main(["enhance", str(tmp_path / "lowkey.png"), "-o", str(tmp_path / "x"), "--exposure-fade", "0.4"])
+
+
+def test_evaluate_takes_a_fade_and_refuses_it_without_a_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from PIL import Image
+
+    torch.manual_seed(3)
+    weights = save_generator(
+        EnlightenGenerator(GeneratorConfig(base_width=4, exposure_fade=(0.35, 0.45))).eval(),
+        tmp_path / "g.safetensors",
+    )
+    (tmp_path / "low").mkdir()
+    textured = np.clip(make_dark_rgb(96, 112).astype(int) * 3 + 20, 0, 255).astype(np.uint8)  # NIQE: 96 px
+    assert 0.30 < (textured @ np.array([0.299, 0.587, 0.114])).mean() / 255 < 0.35
+    Image.fromarray(textured).save(tmp_path / "low" / "a.png")
+    low = ["--low", str(tmp_path / "low"), "--weights", str(weights)]
+    assert main(["evaluate", *low, "--exposure-fade", "0.25,0.30", "--json", str(tmp_path / "s.json")]) == 0
+    assert main(["evaluate", *low, "--json", str(tmp_path / "r.json")]) == 0
+    strict, recorded = (json.loads((tmp_path / n).read_text())["mean"] for n in ("s.json", "r.json"))
+    assert strict["de_input"] == 0.0 < recorded["de_input"]  # left as it is only with the stricter fade
+    capsys.readouterr()
+    assert main(["evaluate", "--pred", str(tmp_path / "low"), "--exposure-fade", "0.25,0.35"]) == 2
+    assert "--exposure-fade applies to a model" in capsys.readouterr().err

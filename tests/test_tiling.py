@@ -138,7 +138,7 @@ def test_automatic_tile_size_follows_the_budget() -> None:
 
 def test_automatic_tiling_with_a_small_budget() -> None:
     model = randomised_generator(width=8)
-    image = dark_tensor(300, 330)
+    image = dark_tensor(340, 370)
     seen: list[int] = []
     out = tiled_forward(
         TorchBackend(model), image, budget=8 << 20, base_width=8, progress=lambda d, t: seen.append(t)

@@ -90,6 +90,40 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def exposure_fade(text: str) -> tuple[float, float] | str:
+    """``LOW,HIGH`` mean brightnesses (``0 <= LOW < HIGH <= 1``) of an exposure fade, or ``"none"``."""
+    if text.strip().lower() == "none":
+        return "none"
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        message = f"expected LOW,HIGH such as 0.25,0.35 or none, got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
+    if not 0.0 <= low < high <= 1.0:
+        raise argparse.ArgumentTypeError(f"needs 0 <= LOW < HIGH <= 1, got {text}")
+    return low, high
+
+
+def add_exposure_fade_argument(parser: argparse.ArgumentParser | Any) -> None:
+    """``--exposure-fade LOW,HIGH|none`` for commands that enhance; read it with :func:`fade_choice`."""
+    parser.add_argument(
+        "--exposure-fade",
+        type=exposure_fade,
+        metavar="LOW,HIGH",
+        help="fade the enhancement out between these mean brightnesses of a photo (0-1: full below LOW, "
+        "none above HIGH); 0.25,0.35 leaves low-key well-exposed photos nearly as they are but "
+        "enhances moderately dim ones less; 'none' enhances every photo fully; default: as the "
+        "weights record (the bundled model: 0.35,0.45)",
+    )
+
+
+def fade_choice(value: tuple[float, float] | str | None) -> tuple[float, float] | str | None:
+    """The ``Enhancer(exposure_fade=...)`` for a parsed ``--exposure-fade`` (absent: the weights')."""
+    if value is None:
+        return "weights"
+    return None if value == "none" else value
+
+
 def natural_key(text: str) -> list[Any]:
     """Sort key putting "img2" before "img10", as people number their files."""
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]

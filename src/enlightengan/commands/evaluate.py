@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..formats import IMAGE_SUFFIXES, list_files
-from ._args import add_denoise_argument, natural_key
+from ._args import add_denoise_argument, add_exposure_fade_argument, fade_choice, natural_key
 from ._progress import ImageProgress
 
 if TYPE_CHECKING:
@@ -118,6 +118,7 @@ def register(subparsers: Any) -> None:
         "with --weights or the default model: attention-guided denoising (colour from the input, luma "
         "NL-means of strength H, default 10)",
     )
+    add_exposure_fade_argument(p)
     p.add_argument("--device", help="device for --weights, e.g. cpu, cuda, cuda:1 (default: automatic)")
 
 
@@ -212,7 +213,12 @@ def _enhancer(args: argparse.Namespace) -> tuple[_Enhance, str]:
     from ..inference import Enhancer
 
     # weights None: Enhancer resolves $ENLIGHTENGAN_WEIGHTS, then the packaged default model.
-    enhancer = Enhancer(args.weights, device=args.device or "auto", denoise=args.denoise)
+    enhancer = Enhancer(
+        args.weights,
+        device=args.device or "auto",
+        denoise=args.denoise,
+        exposure_fade=fade_choice(args.exposure_fade),  # type: ignore[arg-type]
+    )
     extra = f", denoise {args.denoise:g}" if args.denoise else ""
 
     def run_model(image: Image.Image, progress: Callable[[int, int], None] | None) -> Image.Image:
@@ -383,6 +389,8 @@ def _check_args(args: argparse.Namespace) -> str | None:
         return "--save stores enhanced images; with --pred nothing is enhanced"
     if args.denoise and (args.pred is not None or args.baseline is not None):
         return "--denoise applies to a model's output (--weights or the default), not to --pred/--baseline"
+    if args.exposure_fade is not None and (args.pred is not None or args.baseline is not None):
+        return "--exposure-fade applies to a model (--weights or the default), not to --pred/--baseline"
     if args.montage is not None and args.montage.suffix.lower() != ".png":
         return f"--montage writes a PNG file; give a name ending in .png (got {args.montage})"
     return None

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..models.generator import BATCHNORM_MODES
-from ._args import add_weights_argument, positive_int
+from ._args import add_weights_argument, exposure_fade, positive_int
 
 __all__ = ["register", "run"]
 
@@ -82,7 +82,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--exposure-fade",
-        type=_fade,
+        type=exposure_fade,
         metavar="LOW,HIGH",
         help="record that the model's enhancement fades out between these mean brightnesses of a photo "
         "(0-1, e.g. 0.25,0.35: full below LOW, none above HIGH, for photos already well exposed); "
@@ -104,19 +104,6 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="run the written graph with onnxruntime and compare with PyTorch (tolerance 1e-4 on [-1, 1])",
     )
-
-
-def _fade(text: str) -> tuple[float, float] | str:
-    if text.strip().lower() == "none":
-        return "none"
-    parts = text.split(",")
-    try:
-        low, high = (float(part) for part in parts)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected LOW,HIGH such as 0.35,0.45, got {text!r}") from None
-    if not 0.0 <= low < high <= 1.0:
-        raise argparse.ArgumentTypeError(f"needs 0 <= LOW < HIGH <= 1, got {text}")
-    return low, high
 
 
 def _verify(model: Any, path: Path) -> float:

@@ -10,8 +10,10 @@ from typing import Any
 from ._args import (
     add_backend_argument,
     add_device_argument,
+    add_exposure_fade_argument,
     add_weights_argument,
     enhancement_strength,
+    fade_choice,
     non_negative_int,
     positive_float,
     positive_int,
@@ -88,6 +90,7 @@ def register(subparsers: Any) -> None:
         metavar="S",
         help="default strength, 0 to 2: 1 = the published model, 0 = unchanged (default: 1)",
     )
+    add_exposure_fade_argument(p)
     p.add_argument(
         "--max-upload-mb",
         type=positive_float,
@@ -159,7 +162,12 @@ def run(args: argparse.Namespace) -> int:
             queue=args.queue,
         )
         enhancer = Enhancer(
-            args.weights, device=args.device, strength=args.strength, fast=args.fast, backend=args.backend
+            args.weights,
+            device=args.device,
+            strength=args.strength,
+            fast=args.fast,
+            backend=args.backend,
+            exposure_fade=fade_choice(args.exposure_fade),  # type: ignore[arg-type]
         )
     except (OSError, ValueError, ImportError) as exc:  # WeightsError and CheckpointError are ValueErrors
         print(f"error: {exc}", file=sys.stderr)

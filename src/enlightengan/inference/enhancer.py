@@ -21,12 +21,13 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import Any, Literal, TypeVar, overload
 
 import torch
 from numpy.typing import NDArray
@@ -73,7 +74,7 @@ CPU_ONLY_BACKENDS = ("onnxruntime", "openvino")
 
 
 def _check_backend(name: BackendName | str, device: torch.device) -> None:
-    """Raise ``ValueError`` for a backend name not in :data:`BACKENDS`, or a CPU-only one on another device."""
+    """Raise ``ValueError`` for a name not in :data:`BACKENDS`, or a CPU-only backend on another device."""
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")
     if name in CPU_ONLY_BACKENDS and device.type != "cpu":
@@ -155,6 +156,23 @@ def _check_tile(tile: int | None) -> int | None:
     return tile
 
 
+def _exposure_fade(
+    fade: tuple[float, float] | str | None, model: EnlightenGenerator
+) -> tuple[float, float] | None:
+    """The Enhancer's ``exposure_fade`` argument resolved and checked (``"weights"``: the model's)."""
+    if isinstance(fade, str) and fade == "weights":
+        return model.config.exposure_fade
+    if fade is not None:
+        try:
+            low, high = (float(value) for value in fade)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"exposure_fade must be 'weights', None or (low, high) mean brightnesses, got {fade!r}"
+            ) from None
+        fade = (low, high)
+    return dataclasses.replace(model.config, exposure_fade=fade).exposure_fade  # the config checks the range
+
+
 class Enhancer:
     """A generator ready to enhance images.
 
@@ -170,7 +188,8 @@ class Enhancer:
         strength: default residual scale, from 0 to :data:`~enlightengan.formats.MAX_STRENGTH` (2): 1 is
             the published model, 0 the identity, between them a milder enhancement.
         tile: largest tile side in pixels for large images; ``None`` sizes tiles from the memory
-            available (an image that fits runs in one piece). Tiled results equal untiled ones (see
+            available (an image that fits runs in one piece). Tiled results equal untiled ones within
+            one grey level from 320 px on (:data:`~enlightengan.inference.tiling.MIN_TILE`; see
             :mod:`enlightengan.inference.tiling`).
         fast: ``True`` (or a :class:`~enlightengan.inference.fast.FastConfig`) runs the network at reduced
             resolution and carries the result to full size by guided upsampling: several times faster,
@@ -183,6 +202,12 @@ class Enhancer:
             attention-guided non-local means after enhancement, strong where the input was dark and
             off where it was bright (OpenCV's NL-means). ``False`` (default) is the
             published model's output.
+        exposure_fade: ``(low, high)`` mean brightnesses (0 to 1) between which the enhancement fades
+            out, for photos already well exposed (see
+            :attr:`~enlightengan.models.generator.GeneratorConfig.exposure_fade`); ``None`` for none;
+            ``"weights"`` (default) as the weights file records (the bundled model: 0.35 to 0.45).
+            ``(0.25, 0.35)`` leaves low-key well-exposed photos nearly alone but enhances moderately
+            dim ones less (README, "Results").
 
     The generator's weights are copied into the backend when the enhancer is built: later changes
     to ``enhancer.model`` are not seen.
@@ -203,6 +228,7 @@ class Enhancer:
         fast: bool | FastConfig = False,
         backend: BackendName | str = "auto",
         denoise: bool | float | DenoiseConfig = False,
+        exposure_fade: tuple[float, float] | Literal["weights"] | None = "weights",
     ) -> None:
         self.device = resolve_device(device)
         self.denoise = _denoise_config(denoise)
@@ -218,6 +244,8 @@ class Enhancer:
         else:
             self.weights = resolve_weights(weights)
             self.model = load_generator(self.weights, device=self.device)
+        #: the exposure fade applied to every result (``None``: none)
+        self.exposure_fade = _exposure_fade(exposure_fade, self.model)
         self.backend_name = choose_backend(backend, self.model, self.device)
         self.per_image_batchnorm = self.model.config.per_image
         self._backend = make_backend(self.backend_name, self.model)
@@ -230,6 +258,7 @@ class Enhancer:
         extras = f", tile={self.tile}" if self.tile is not None else ""
         extras += f", fast={self.fast}" if self.fast is not None else ""
         extras += f", denoise={self.denoise}" if self.denoise is not None else ""
+        extras += f", exposure_fade={self.exposure_fade}" if self.exposure_fade is not None else ""
         return (
             f"Enhancer(weights={source}, device={self.device}, strength={self.strength}, "
             f"backend={self.backend_name!r}{extras})"
@@ -253,7 +282,7 @@ class Enhancer:
             latent = latents[0] if len(latents) == 1 else torch.cat(latents)
         else:
             latent = self._run_with(self._backend, image, self._budget(), progress)
-        fade = self.model.config.exposure_fade
+        fade = self.exposure_fade
         return latent if fade is None else latent.mul_(exposure_fade_factor(image, fade))
 
     def _run_per_image(self, image: Tensor, progress: Progress | None = None) -> Tensor:

@@ -77,8 +77,12 @@ BYTES_PER_PIXEL_PER_WIDTH = 24
 #: image under 1.5 GB peak resident memory while a 1 MP image still runs in one piece.
 DEFAULT_MEMORY_CAP = 1 << 30
 
-#: The smallest tile side the planner uses, whatever the budget (a tile must be well over two margins).
-MIN_TILE = 2 * DEFAULT_MARGIN + 96
+#: The smallest tile side the planner uses, whatever the budget: two margins and a 128-pixel core. With
+#: smaller tiles the bundled model's results were off by up to 3 grey levels at a few pixels (288 px:
+#: 120 pixels of a 1 MP photo; 256 px: 343), with 320 and 384 px within one level everywhere
+#: (benchmarks/RESULTS.md, "Tiling: the bundled model"). An explicit ``tile`` may go down to
+#: ``2 * DEFAULT_MARGIN + 16``.
+MIN_TILE = 2 * DEFAULT_MARGIN + 128
 
 #: Images computed in one piece are followed by :func:`release_memory` from this many pixels (batch
 #: included) on: below it the trim costs more than it returns (10 ms of a 0.25 MP image's 250 ms,
