@@ -64,7 +64,7 @@ examples:
   # weights from the environment instead of --weights:
   ENLIGHTENGAN_WEIGHTS=run/generator.safetensors enlightengan enhance photos/ -o bright/
 
-  # a 50-megapixel panorama in bounded memory (tiles of at most 1024 px; the result is exact):
+  # a 50-megapixel panorama in bounded memory (tiles of at most 1024 px; within one grey level of untiled):
   enlightengan enhance pano.tif -o bright/ --tile 1024
 
   # faster, approximate (the network on a fifth of the pixels, guided upsampling), via ONNX Runtime:
