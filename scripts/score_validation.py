@@ -22,7 +22,17 @@ from enlightengan.config import DataConfig
 from enlightengan.models.checkpoint import load_generator
 from enlightengan.training.validation import Validator
 
-MEASURES = ("score", "psnr", "ssim", "de_ref", "niqe_dim", "false_color_dim", "brightness_dim", "de_normal")
+MEASURES = (
+    "score",
+    "psnr",
+    "ssim",
+    "de_ref",
+    "niqe_dim",
+    "false_color_dim",
+    "brightness_dim",
+    "de_normal",
+    "de_lowkey",
+)
 
 
 def main() -> None:

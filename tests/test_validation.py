@@ -58,7 +58,7 @@ def test_each_set_gives_its_measures_and_the_combined_score(tmp_path: Path) -> N
     assert m["de_ref"] == pytest.approx(np.mean([color_difference(lows[n], refs[n]) for n in lows]), rel=1e-6)
     assert m["niqe_dim"] == pytest.approx(np.mean([niqe(rgb) for rgb in lows.values()]), rel=1e-6)
     assert m["false_color_dim"] == pytest.approx(0.0, abs=1e-9) == false_color(lows["0.png"], lows["0.png"])
-    assert m["de_normal"] == 0.0
+    assert m["de_normal"] == 0.0 == m["de_lowkey"]  # nothing changed, the references as inputs neither
     assert m["score"] == pytest.approx(m["niqe_dim"] + m["false_color_dim"] / 5 + 0 / 5 - m["psnr"] / 2)
     # the montage: input above output for each image shown (2 LOL, 2 dim, 1 normal), 128 px panels
     assert result.montage is not None and result.montage.shape[0] == 256 and result.montage.dtype == np.uint8
@@ -136,7 +136,10 @@ def test_with_references_the_criterion_is_psnr_by_hand(
     outputs = {name: expected_brightening(rgb, 1.0) for name, rgb in lows.items()}
     expected_psnr = np.mean([_psnr_by_hand(outputs[name], refs[name]) for name in lows])
     assert result.criterion == "psnr"
-    assert set(result.metrics) == {"psnr", "ssim", "de_ref", "niqe", "brightness"}
+    assert set(result.metrics) == {"psnr", "ssim", "de_ref", "niqe", "brightness", "de_lowkey"}
+    # the references given as inputs (low-key photos) change by the CIEDE2000 to their brightened selves
+    lowkey = np.mean([color_difference(expected_brightening(rgb, 1.0), rgb) for rgb in refs.values()])
+    assert result.metrics["de_lowkey"] == pytest.approx(lowkey, abs=0.05) and lowkey > 1.0
     assert result.metrics["psnr"] == pytest.approx(expected_psnr, abs=0.05)  # outputs within 1 level
     assert 0 < result.metrics["ssim"] <= 1
     expected_brightness = np.mean([o.astype(np.float64) @ [0.299, 0.587, 0.114] for o in outputs.values()])

@@ -5,7 +5,10 @@ hides what people see (blobs, casts, harm to good photos). The validator scores 
 sets, each optional:
 
 * ``data.val_low`` (+ ``data.val_ref``): low-light photos, with paired references when given:
-  PSNR, SSIM, mean CIEDE2000 to the reference (``de_ref``), NIQE, brightness;
+  PSNR, SSIM, mean CIEDE2000 to the reference (``de_ref``), NIQE, brightness; the references are
+  also enhanced as inputs: low-key but well-exposed photos (LOL references average a mean brightness
+  of about 0.45, many below it), whose change, mean CIEDE2000 to themselves, is ``de_lowkey``
+  (reported, not part of the score);
 * ``data.val_dim``: dim photos without references, of the kind users bring: NIQE (``niqe_dim``),
   invented colour in their dark regions (``false_color_dim``, :func:`enlightengan.metrics.false_color`),
   brightness;
@@ -145,6 +148,8 @@ class Validator:
                     add("psnr", psnr(out, ref))
                     add("ssim", ssim(out, ref))
                     add("de_ref", color_difference(out, ref))
+                    _, ref_out = enhance(self.refs[i], MONTAGE_IMAGES)  # not in the montage
+                    add("de_lowkey", color_difference(ref_out, ref))
             for i, path in enumerate(self.dim):
                 rgb, out = enhance(path, i)
                 add("niqe_dim", niqe(out))
