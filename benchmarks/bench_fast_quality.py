@@ -15,6 +15,11 @@ PSNR against the exact output (8-bit):
   guide: the output's fine detail is the input's, scaled);
 * ``gain cC``: the shrunk output divided by the shrunk input (offset C on [0, 1]) applied as a smooth
   per-pixel gain to the full-size input;
+* ``+ smoothing`` / ``+ unsharp`` / ``+ gain detail``: the shipped method, then the full-size input's
+  fine detail (the input minus its box blur of radius R) smoothed away in dark areas (a self-guided
+  filter weighted by the attention map), or added again k times, or added k times the local gain
+  (output over input brightness, minus 1): probes of whether the exact path's NIQE advantage is
+  denoising or sharpening;
 * ``oracle gray``: the shipped method fed the exact output shrunk, not the network's shrunk output:
   what is lost by the upsampling alone (the rest is the network's response to resolution).
 
@@ -79,6 +84,39 @@ def _gain_variant(offset: float) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
     return carry
 
 
+def _self_guided(image: Tensor, radius: int, eps: float) -> Tensor:
+    """Each channel smoothed by a guided filter guided by itself (edge-preserving), ``[-1, 1]``."""
+    x = ((image + 1) / 2).reshape(-1, 1, *image.shape[-2:])
+    a, b = guided_coefficients(x, x, radius, eps)
+    a, b = box_filter(a, radius), box_filter(b, radius)
+    return ((a * x + b) * 2 - 1).reshape(image.shape)
+
+
+def _smoothing_probe(radius: int, eps: float) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+    shipped = _gray_variant(1, 1e-4)
+
+    def carry(image: Tensor, small: Tensor, small_output: Tensor) -> Tensor:
+        dark = attention_map(image)
+        return shipped(image, small, small_output) + dark * (_self_guided(image, radius, eps) - image)
+
+    return carry
+
+
+def _detail_probe(k: float, radius: int, gain_weighted: bool) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+    shipped = _gray_variant(1, 1e-4)
+
+    def carry(image: Tensor, small: Tensor, small_output: Tensor) -> Tensor:
+        latent = shipped(image, small, small_output)
+        detail = image - box_filter(image, radius)
+        if not gain_weighted:
+            return latent + k * detail
+        before = box_filter((image + 1) / 2, 2).mean(1, keepdim=True) + 0.02
+        after = box_filter((image + latent + 1) / 2, 2).mean(1, keepdim=True).clamp(min=0) + 0.02
+        return latent + k * (after / before - 1).clamp(0, 8) * detail
+
+    return carry
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -101,6 +139,11 @@ def main() -> None:
         "rgb": _rgb_variant,
         "gain c0.02": _gain_variant(0.02),
         "gain c0.05": _gain_variant(0.05),
+        "+ smoothing r1 e1e-4": _smoothing_probe(1, 1e-4),
+        "+ smoothing r1 e1e-3": _smoothing_probe(1, 1e-3),
+        "+ unsharp k0.5 r2": _detail_probe(0.5, 2, False),
+        "+ unsharp k0.5 r1": _detail_probe(0.5, 1, False),
+        "+ gain detail k0.25 r2": _detail_probe(0.25, 2, True),
     }
     files = [
         f for folder in args.folder for f in sorted(p for p in folder.iterdir() if p.is_file())[: args.limit]
