@@ -42,7 +42,9 @@ length: --max-steps N (optim.max_steps) is the run's length in steps when given,
 epochs: fewer, or more (the run goes on into further epochs); otherwise the config's epochs are run. The
 learning rate keeps its shape over that length: constant, then linear to 0 over the last
 decay_epochs/epochs of the steps. run.stop_at ends a run early with the schedule unchanged. The last
-line printed says which limit ended the run.
+line printed says which limit ended the run. With --resume, a larger --max-steps stretches the schedule
+over the new length: a run whose rate had decayed to 0 goes on at the rate the new length gives its
+step (750 steps resumed to 1500 with the recipe's proportions: the full rate again, decaying from there).
 
 exit status: 0 the run ended at its limit; 1 a loss became NaN or infinite (the last good checkpoint
 is kept); 2 usage error (configuration, data, weights); 130 stopped with Ctrl-C, 143 with SIGTERM,
