@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
-from typing import Any
+from typing import Any, Literal
 
 from ..formats import MAX_STRENGTH
 
@@ -117,11 +117,13 @@ def add_exposure_fade_argument(parser: argparse.ArgumentParser | Any) -> None:
     )
 
 
-def fade_choice(value: tuple[float, float] | str | None) -> tuple[float, float] | str | None:
+def fade_choice(value: tuple[float, float] | str | None) -> tuple[float, float] | Literal["weights"] | None:
     """The ``Enhancer(exposure_fade=...)`` for a parsed ``--exposure-fade`` (absent: the weights')."""
     if value is None:
         return "weights"
-    return None if value == "none" else value
+    if isinstance(value, str):  # "none", the only text :func:`exposure_fade` returns
+        return None
+    return value
 
 
 def natural_key(text: str) -> list[Any]:

@@ -442,7 +442,7 @@ def _load_enhancer(args: argparse.Namespace) -> Enhancer:
             fast=_fast_config(args),
             backend=args.backend,
             denoise=args.denoise,
-            exposure_fade=fade_choice(args.exposure_fade),  # type: ignore[arg-type]
+            exposure_fade=fade_choice(args.exposure_fade),
         )
     except (OSError, ValueError, ImportError) as exc:  # WeightsError and CheckpointError are ValueErrors
         raise _UsageError(str(exc)) from exc

@@ -217,7 +217,7 @@ def _enhancer(args: argparse.Namespace) -> tuple[_Enhance, str]:
         args.weights,
         device=args.device or "auto",
         denoise=args.denoise,
-        exposure_fade=fade_choice(args.exposure_fade),  # type: ignore[arg-type]
+        exposure_fade=fade_choice(args.exposure_fade),
     )
     extra = f", denoise {args.denoise:g}" if args.denoise else ""
 

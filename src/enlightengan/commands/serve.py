@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
             strength=args.strength,
             fast=args.fast,
             backend=args.backend,
-            exposure_fade=fade_choice(args.exposure_fade),  # type: ignore[arg-type]
+            exposure_fade=fade_choice(args.exposure_fade),
         )
     except (OSError, ValueError, ImportError) as exc:  # WeightsError and CheckpointError are ValueErrors
         print(f"error: {exc}", file=sys.stderr)
