@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..models.generator import BATCHNORM_MODES
-from ._args import add_weights_argument, exposure_fade, positive_int
+from ._args import add_weights_argument, exposure_fade, fade_choice, positive_int
 
 __all__ = ["register", "run"]
 
@@ -175,8 +175,8 @@ def run(args: argparse.Namespace) -> int:
         metadata = {"source": source.name}
         if args.batchnorm is not None:
             model.config = dataclasses.replace(model.config, batchnorm=args.batchnorm)
-        if args.exposure_fade is not None:
-            fade = None if args.exposure_fade == "none" else args.exposure_fade
+        fade = fade_choice(args.exposure_fade)
+        if fade != "weights":
             model.config = dataclasses.replace(model.config, exposure_fade=fade)
         if args.recalibrate_bn is not None:
             used = _recalibrate(model, args.recalibrate_bn, args.recalibrate_max)

@@ -124,8 +124,8 @@ class Validator:
         def add(key: str, value: float) -> None:
             scores.setdefault(key, []).append(value)
 
-        def enhance(path: Path, index: int) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
-            rgb = _load_rgb(path)
+        def enhance(rgb: NDArray[np.uint8], show: bool) -> NDArray[np.uint8]:
+            """The generator's 8-bit output for ``rgb``, added to the montage when ``show``."""
             x = to_tensor(rgb).to(self.device)
             result = generator(x)
             fade = getattr(getattr(generator, "config", None), "exposure_fade", None)
@@ -134,13 +134,13 @@ class Validator:
             else:  # as the Enhancer runs a generator with an exposure fade
                 enhanced = x + exposure_fade_factor(x, fade) * result.latent
             out = np.asarray(from_tensor(enhanced))
-            if index < MONTAGE_IMAGES:
+            if show:
                 panels.append((rgb, out))
-            return rgb, out
+            return out
 
         try:
             for i, path in enumerate(self.low):
-                _, out = enhance(path, i)
+                out = enhance(_load_rgb(path), i < MONTAGE_IMAGES)
                 add("niqe", niqe(out))
                 add("brightness", brightness(out))
                 if self.refs is not None:
@@ -148,15 +148,16 @@ class Validator:
                     add("psnr", psnr(out, ref))
                     add("ssim", ssim(out, ref))
                     add("de_ref", color_difference(out, ref))
-                    _, ref_out = enhance(self.refs[i], MONTAGE_IMAGES)  # not in the montage
-                    add("de_lowkey", color_difference(ref_out, ref))
+                    add("de_lowkey", color_difference(enhance(ref, show=False), ref))
             for i, path in enumerate(self.dim):
-                rgb, out = enhance(path, i)
+                rgb = _load_rgb(path)
+                out = enhance(rgb, i < MONTAGE_IMAGES)
                 add("niqe_dim", niqe(out))
                 add("false_color_dim", false_color(out, rgb))
                 add("brightness_dim", brightness(out))
             for i, path in enumerate(self.normal):
-                rgb, out = enhance(path, i)
+                rgb = _load_rgb(path)
+                out = enhance(rgb, i < MONTAGE_IMAGES)
                 add("de_normal", color_difference(out, rgb))
         finally:
             generator.train(was_training)
