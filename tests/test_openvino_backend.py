@@ -123,6 +123,30 @@ def test_one_compiled_model_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(compiled) == 3 and backend._compiled is not None and backend._compiled[0] == (1, 3, 64, 32)
 
 
+def test_one_openvino_core_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a new Core per compiled model crashed the test suite (segmentation fault) after a few dozen
+    import openvino
+
+    from enlightengan.inference import openvino_backend
+
+    created: list[object] = []
+    real = openvino.Core
+
+    def counting() -> object:
+        core = real()
+        created.append(core)
+        return core
+
+    monkeypatch.setattr(openvino, "Core", counting)
+    monkeypatch.setattr(openvino_backend, "_CORE", None)  # as in a fresh process
+    model = randomised_generator()
+    image, gray = _inputs(1, 32, 48)
+    for backend in (OpenVinoBackend(model), OpenVinoBackend(model, threads=1)):
+        backend.run(image, gray)  # the dynamic model
+        backend.run(image, gray, Placement(0, 16, 32, 64))  # a fixed-shape tile model: compiled again
+    assert len(created) == 1
+
+
 def test_threads_share_one_backend() -> None:
     # the web service and --workers call one backend from several threads at once
     from concurrent.futures import ThreadPoolExecutor

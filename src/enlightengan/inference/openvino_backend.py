@@ -25,6 +25,11 @@ one compiled model at a time, and each thread one request of it: a new shape (or
 whole images and tiles) compiles again, about 0.1 s on 2 cores. Keeping two tile models raised a
 12 MP photo's peak by 450 MB.
 
+One ``openvino.Core`` serves the whole process (:func:`_core`): OpenVINO's maintainers recommend one per
+application (its methods are thread-safe), and a process that created a new one for every compiled model
+crashed (segmentation fault) after a few dozen of them, in this project's test suite as in other
+projects' (openvinotoolkit/openvino issue 35338, ultralytics pull request 25864).
+
 Generators with fixed BatchNorm statistics only (running averages, as the released weights and the
 bundled default model run); per-image BatchNorm generators use the ONNX Runtime or PyTorch backend.
 ``openvino`` is an optional dependency: ``pip install 'enlightengan[openvino]'``.
@@ -47,6 +52,19 @@ from .placement import Placement, tile_taps
 from .tiling import default_budget
 
 __all__ = ["OpenVinoBackend"]
+
+_CORE: Any = None
+_CORE_LOCK = threading.Lock()
+
+
+def _core(ov: Any) -> Any:
+    """The process's one ``openvino.Core``, created on first use (see the module doc)."""
+    global _CORE
+    with _CORE_LOCK:
+        if _CORE is None:
+            _CORE = ov.Core()
+        return _CORE
+
 
 #: A thread that holds no infer request yet (``None`` stands for the dynamic model's shape).
 _NONE = object()
@@ -114,21 +132,24 @@ class OpenVinoBackend:
 
         The compiled model is shared and compiled again when another shape is asked for; each thread
         runs its own infer request of it (one request must not run in two threads at once: the web
-        service and ``--workers`` call one backend from several threads).
+        service and ``--workers`` call one backend from several threads). The thread keeps the compiled
+        model its request came from, so that no request outlives its compiled model.
         """
         local = self._local
         if getattr(local, "shape", _NONE) == shape:
             return local.request
-        local.shape, local.request = _NONE, None  # this thread's old request and its memory go first
+        # this thread's old request and its memory go first, then its compiled model
+        local.shape, local.request, local.compiled = _NONE, None, None
         with self._lock:
             if self._compiled is None or self._compiled[0] != shape:
                 self._compiled = None  # its memory goes before the next model plans its own
                 network = _network(self._ov, self._model, placed=shape is not None)
                 if shape is not None:
                     network.reshape({name: list(value.shape) for name, value in feeds.items()})
-                self._compiled = (shape, self._ov.Core().compile_model(network, "CPU", self._config))
-            request = self._compiled[1].create_infer_request()
-        local.shape, local.request = shape, request
+                self._compiled = (shape, _core(self._ov).compile_model(network, "CPU", self._config))
+            compiled = self._compiled[1]
+            request = compiled.create_infer_request()
+        local.shape, local.request, local.compiled = shape, request, compiled
         return request
 
     def run(self, image: Tensor, gray: Tensor, placement: Placement | None = None) -> tuple[Tensor, Tensor]:
