@@ -153,3 +153,50 @@ def test_evaluate_takes_a_fade_and_refuses_it_without_a_model(
     capsys.readouterr()
     assert main(["evaluate", "--pred", str(tmp_path / "low"), "--exposure-fade", "0.25,0.35"]) == 2
     assert "--exposure-fade applies to a model" in capsys.readouterr().err
+
+
+def test_a_call_overrides_the_enhancers_fade() -> None:
+    torch.manual_seed(3)
+    faded = EnlightenGenerator(GeneratorConfig(base_width=4, exposure_fade=(0.35, 0.45))).eval()
+    low_key, bright = _grey_photo(77), _grey_photo(180)  # mean 0.30 and 0.71
+    enhancer = Enhancer(model=faded, device="cpu")
+    recorded = enhancer.enhance(low_key)
+    assert not np.array_equal(recorded, low_key)  # below the weights' 0.35: enhanced fully
+    np.testing.assert_array_equal(enhancer.enhance(low_key, exposure_fade=(0.25, 0.30)), low_key)
+    np.testing.assert_array_equal(enhancer.enhance(low_key, exposure_fade="weights"), recorded)
+    assert not np.array_equal(enhancer.enhance(bright, exposure_fade=None), bright)
+    np.testing.assert_array_equal(enhancer.enhance(bright), bright)  # the enhancer's own fade again
+    assert enhancer.exposure_fade == (0.35, 0.45)  # a call does not change the enhancer
+    stricter = Enhancer(model=faded, device="cpu", exposure_fade=(0.25, 0.30))
+    np.testing.assert_array_equal(stricter.enhance(low_key, exposure_fade="weights"), recorded)
+    x = torch.from_numpy(low_key).permute(2, 0, 1).float().div(127.5).sub(1.0)  # 3 x H x W: one image
+    torch.testing.assert_close(
+        enhancer.enhance_tensor(x, exposure_fade=(0.2, 0.4)),
+        Enhancer(model=faded, device="cpu", exposure_fade=(0.2, 0.4)).enhance_tensor(x),
+        atol=0,
+        rtol=0,
+    )
+    for bad in ((0.5, 0.4), "none", (0.1,)):
+        with pytest.raises(ValueError, match="exposure_fade"):
+            enhancer.enhance(low_key, exposure_fade=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("0.25,0.35", (0.25, 0.35)), (" None ", None), ("0,1", (0.0, 1.0)), ("0.3, 0.5", (0.3, 0.5))],
+)
+def test_the_written_form(text: str, expected: tuple[float, float] | None) -> None:
+    from enlightengan.formats import parse_exposure_fade
+
+    assert parse_exposure_fade(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("0.4", "LOW,HIGH"), ("a,b", "LOW,HIGH"), ("0.5,0.4", "0 <= LOW < HIGH <= 1"), ("0.2,1.5", "<= 1")],
+)
+def test_bad_written_forms(text: str, message: str) -> None:
+    from enlightengan.formats import parse_exposure_fade
+
+    with pytest.raises(ValueError, match=message):
+        parse_exposure_fade(text)

@@ -274,6 +274,31 @@ def test_bad_requests_are_400(client: TestClient) -> None:
     assert extra.status_code == 200
 
 
+def test_exposure_fade_per_request(client: TestClient) -> None:
+    # a photo of mean brightness 0.5 (a +-12 checkerboard around 128): the server's enhancer has no fade
+    checker = (np.indices((24, 32)).sum(axis=0) % 2) * 24 - 12
+    rgb = np.repeat((128 + checker)[..., None], 3, axis=2).astype(np.uint8)
+    assert client.get("/api/info").json()["exposure_fade"] is None
+
+    def result(query: str) -> np.ndarray:
+        response = post_file(client, encode(rgb, "PNG"), query=query)
+        assert response.status_code == 200, response.text
+        return np.asarray(decode(response.content)).astype(int)
+
+    assert np.abs(result("") - expected_brightening(rgb, 1.0)).max() <= 1
+    assert np.array_equal(result("?exposure_fade=0.25,0.35"), rgb)  # brighter than 0.35: left as it is
+    # between 0.45 and 0.55 the residual is scaled by 1 - smoothstep(t), as a strength would scale it
+    t = (128 / 255 - 0.45) / 0.1
+    factor = 1 - (3 * t**2 - 2 * t**3)
+    assert 0.2 < factor < 0.8
+    assert np.abs(result("?exposure_fade=0.45,0.55") - expected_brightening(rgb, factor)).max() <= 1
+    assert np.abs(result("?exposure_fade=none&strength=0.5") - expected_brightening(rgb, 0.5)).max() <= 1
+    for bad in ("0.4", "0.5,0.4", "dim"):
+        response = post_file(client, encode(rgb, "PNG"), query=f"?exposure_fade={bad}")
+        assert response.status_code == 400
+        assert _detail(response).startswith("exposure_fade: ")
+
+
 @pytest.mark.parametrize("value", ["-1", "nan", "inf", "bright", "5", "2.01"])
 def test_bad_strength_is_400(client: TestClient, value: str) -> None:
     response = post_file(client, encode(make_dark_rgb(8, 8), "PNG"), query=f"?strength={value}")
@@ -569,7 +594,7 @@ def test_health_info_and_openapi(client: TestClient) -> None:
     assert {"200", "400", "413", "415", "503"} <= set(operation["responses"])
     assert "Retry-After" in operation["responses"]["503"]["headers"]
     assert "image/*" in operation["responses"]["200"]["content"]
-    assert [p["name"] for p in operation["parameters"]] == ["strength"]
+    assert [p["name"] for p in operation["parameters"]] == ["strength", "exposure_fade"]
     assert {"/healthz", "/api/info"} <= set(spec["paths"])
 
 

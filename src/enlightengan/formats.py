@@ -25,6 +25,7 @@ __all__ = [
     "VIDEO_SUFFIXES",
     "OutputFormat",
     "list_files",
+    "parse_exposure_fade",
     "too_many_pixels",
 ]
 
@@ -90,6 +91,26 @@ LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 #: ``enhance --strength``, ``serve --strength``, the API's ``?strength=`` and the page's slider; beyond
 #: twice the model's own brightening the shadows burn out to flat white.
 MAX_STRENGTH = 2.0
+
+
+def parse_exposure_fade(text: str) -> tuple[float, float] | None:
+    """An exposure fade written as ``LOW,HIGH`` (mean brightnesses, ``0 <= LOW < HIGH <= 1``), or ``none``.
+
+    One syntax for ``--exposure-fade`` and the API's ``?exposure_fade=``: ``"0.25,0.35"`` ->
+    ``(0.25, 0.35)``; ``"none"`` (any case) -> ``None`` (every photo enhanced fully).
+
+    Raises:
+        ValueError: anything else, with the expected form in the message.
+    """
+    if text.strip().lower() == "none":
+        return None
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"expected LOW,HIGH such as 0.25,0.35 or none, got {text!r}") from None
+    if not 0.0 <= low < high <= 1.0:
+        raise ValueError(f"needs 0 <= LOW < HIGH <= 1, got {text!r}")
+    return low, high
 
 
 def too_many_pixels(width: int, height: int, limit: int) -> str:

@@ -7,7 +7,7 @@ import math
 import re
 from typing import Any, Literal
 
-from ..formats import MAX_STRENGTH
+from ..formats import MAX_STRENGTH, parse_exposure_fade
 
 __all__ = [
     "BACKEND_CHOICES",
@@ -92,16 +92,11 @@ def non_negative_int(text: str) -> int:
 
 def exposure_fade(text: str) -> tuple[float, float] | str:
     """``LOW,HIGH`` mean brightnesses (``0 <= LOW < HIGH <= 1``) of an exposure fade, or ``"none"``."""
-    if text.strip().lower() == "none":
-        return "none"
     try:
-        low, high = (float(part) for part in text.split(","))
-    except ValueError:
-        message = f"expected LOW,HIGH such as 0.25,0.35 or none, got {text!r}"
-        raise argparse.ArgumentTypeError(message) from None
-    if not 0.0 <= low < high <= 1.0:
-        raise argparse.ArgumentTypeError(f"needs 0 <= LOW < HIGH <= 1, got {text}")
-    return low, high
+        fade = parse_exposure_fade(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return "none" if fade is None else fade
 
 
 def add_exposure_fade_argument(parser: argparse.ArgumentParser | Any) -> None:

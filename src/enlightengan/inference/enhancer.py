@@ -51,7 +51,7 @@ from .openvino_backend import OpenVinoBackend
 from .tiling import DEFAULT_MARGIN, DEFAULT_MEMORY_CAP, default_budget, runs_whole, tiled_output
 from .torch_backend import TorchBackend
 
-__all__ = ["Enhancer", "Progress", "choose_backend", "enhance", "make_backend"]
+__all__ = ["CallFade", "Enhancer", "Progress", "choose_backend", "enhance", "make_backend"]
 
 _ImageT = TypeVar("_ImageT", Image.Image, NDArray[Any])
 
@@ -154,6 +154,11 @@ def _check_tile(tile: int | None) -> int | None:
             f"tile must be None (automatic) or a side of at least {smallest} pixels, got {tile!r}"
         )
     return tile
+
+
+#: A call's exposure fade: ``"enhancer"`` (the Enhancer's own), ``"weights"`` (the model's), ``None``
+#: (none) or ``(low, high)`` mean brightnesses.
+CallFade = tuple[float, float] | Literal["enhancer", "weights"] | None
 
 
 def _exposure_fade(
@@ -271,18 +276,26 @@ class Enhancer:
             return min(free // 2, 4 * DEFAULT_MEMORY_CAP)
         return None
 
-    def _run(self, image: Tensor, progress: Progress | None = None) -> Tensor:
+    def _fade(self, fade: CallFade) -> tuple[float, float] | None:
+        """A call's exposure fade resolved (``"enhancer"``: :attr:`exposure_fade`) and checked."""
+        if isinstance(fade, str) and fade == "enhancer":
+            return self.exposure_fade
+        return _exposure_fade(fade, self.model)
+
+    def _run(
+        self, image: Tensor, progress: Progress | None = None, fade: tuple[float, float] | None = None
+    ) -> Tensor:
         """The one network call: ``N x 3 x H x W`` in ``[-1, 1]`` on ``self.device`` -> the ``latent``.
 
         Any H and W: tiles when the image is large (exact), or the fast mode when enabled.
-        ``progress`` is told of each tile (per image for a per-image generator).
+        ``progress`` is told of each tile (per image for a per-image generator); ``fade`` (resolved by
+        :meth:`_fade`) scales the latent down on well-exposed images.
         """
         if self.per_image_batchnorm:
             latents = [self._run_per_image(one, progress) for one in image.split(1)]
             latent = latents[0] if len(latents) == 1 else torch.cat(latents)
         else:
             latent = self._run_with(self._backend, image, self._budget(), progress)
-        fade = self.exposure_fade
         return latent if fade is None else latent.mul_(exposure_fade_factor(image, fade))
 
     def _run_per_image(self, image: Tensor, progress: Progress | None = None) -> Tensor:
@@ -332,10 +345,15 @@ class Enhancer:
         video module smooths it over time.
         """
         with torch.inference_mode():
-            return self._run(image.to(self.device, torch.float32)).to(image.device)
+            return self._run(image.to(self.device, torch.float32), fade=self.exposure_fade).to(image.device)
 
     def enhance_tensor(
-        self, image: Tensor, strength: float | None = None, *, progress: Progress | None = None
+        self,
+        image: Tensor,
+        strength: float | None = None,
+        *,
+        progress: Progress | None = None,
+        exposure_fade: CallFade = "enhancer",
     ) -> Tensor:
         """Enhance a batch of RGB tensors.
 
@@ -344,14 +362,18 @@ class Enhancer:
             strength: residual scale for this call; ``None`` uses the enhancer's.
             progress: called with ``(tiles done, tiles in all)`` after each tile the network runs on
                 (``(1, 1)`` for an image in one piece; counted per image for a per-image generator).
+            exposure_fade: this call's exposure fade (see the class doc): ``"enhancer"`` (default)
+                uses :attr:`exposure_fade`; ``"weights"``, ``None`` or ``(low, high)`` as in the
+                constructor.
 
         Returns:
             ``image + strength * latent`` clipped to ``[-1, 1]``: same shape, float32, on the
             input's device.
         """
         value = self.strength if strength is None else _check_strength(strength)
+        fade = self._fade(exposure_fade)
         if image.ndim == 3:
-            return self.enhance_tensor(image.unsqueeze(0), value, progress=progress)[0]
+            return self.enhance_tensor(image.unsqueeze(0), value, progress=progress, exposure_fade=fade)[0]
         if image.ndim != 4 or image.shape[1] != 3 or not image.is_floating_point():
             raise ValueError(
                 "expected a float N x 3 x H x W RGB tensor in [-1, 1], "
@@ -364,7 +386,7 @@ class Enhancer:
             if value == 0:
                 return x.clamp(-1.0, 1.0).to(image.device)
             # In place: a 12-megapixel image holds one extra full-size buffer, not three.
-            latent = self._run(x, progress=progress)
+            latent = self._run(x, progress=progress, fade=fade)
             result = (latent if value == 1 else latent.mul_(value)).add_(x).clamp_(-1.0, 1.0)
             if self.denoise is not None:
                 result = attention_denoise(result, x, self.denoise)
@@ -372,12 +394,22 @@ class Enhancer:
 
     @overload
     def enhance(
-        self, image: Image.Image, strength: float | None = None, *, progress: Progress | None = None
+        self,
+        image: Image.Image,
+        strength: float | None = None,
+        *,
+        progress: Progress | None = None,
+        exposure_fade: CallFade = "enhancer",
     ) -> Image.Image: ...
 
     @overload
     def enhance(
-        self, image: NDArray[Any], strength: float | None = None, *, progress: Progress | None = None
+        self,
+        image: NDArray[Any],
+        strength: float | None = None,
+        *,
+        progress: Progress | None = None,
+        exposure_fade: CallFade = "enhancer",
     ) -> NDArray[Any]: ...
 
     def enhance(
@@ -386,6 +418,7 @@ class Enhancer:
         strength: float | None = None,
         *,
         progress: Progress | None = None,
+        exposure_fade: CallFade = "enhancer",
     ) -> Image.Image | NDArray[Any]:
         """Enhance one image and return it in kind.
 
@@ -395,13 +428,17 @@ class Enhancer:
             strength: residual scale for this call; ``None`` uses the enhancer's.
             progress: called with ``(tiles done, tiles in all)`` after each tile (see
                 :meth:`enhance_tensor`): a large photo's progress.
+            exposure_fade: this call's exposure fade (see :meth:`enhance_tensor`).
 
         Returns:
             The same type, size, dtype and mode (alpha bit-exact; palette/CMYK/other colour modes come
             back as RGB or RGBA, bilevel as L); see :mod:`enlightengan.image_io` for the conversions.
         """
         prepared = prepare(image)
-        return prepared.restore(self.enhance_tensor(prepared.tensor, strength, progress=progress))
+        tensor = self.enhance_tensor(
+            prepared.tensor, strength, progress=progress, exposure_fade=exposure_fade
+        )
+        return prepared.restore(tensor)
 
 
 _CACHE: dict[tuple[str, int, int, str], Enhancer] = {}

@@ -7,6 +7,8 @@ Routes:
 ``POST /api/enhance``       one image in (multipart field ``file``, or the raw body), the enhanced
                             image out in the same format (HEIC and camera RAW: PNG, 16-bit for
                             10-bit HEIC and RAW); query ``strength`` (0 to 2, default: the
+                            server's) and ``exposure_fade`` (``LOW,HIGH`` mean brightnesses
+                            above which a photo is left as it is, or ``none``; default: the
                             server's); errors are JSON ``{"detail": "..."}``: 400 not an image or a
                             bad parameter, 413 too many bytes or pixels, 415 HEIC or RAW without
                             the server's extra to read it, 503 busy (``Retry-After``: the seconds
@@ -47,7 +49,7 @@ from starlette.requests import ClientDisconnect
 
 from .._optional import available
 from .._version import __version__
-from ..formats import MAX_STRENGTH, RAW_SUFFIXES
+from ..formats import MAX_STRENGTH, RAW_SUFFIXES, parse_exposure_fade
 from .access import AccessLogMiddleware
 from .config import ServerConfig
 from .jobs import TYPICAL_PIXELS, JobQueue, QueueFullError
@@ -57,6 +59,7 @@ from .uploads import FIELD, Upload, receive_upload
 
 if TYPE_CHECKING:
     from ..inference import Enhancer
+    from ..inference.enhancer import CallFade
 
 __all__ = ["create_app"]
 
@@ -284,7 +287,8 @@ def create_app(enhancer: Enhancer, config: ServerConfig | None = None) -> FastAP
 
     @app.get("/api/info", summary="Limits and defaults")
     async def info() -> dict[str, Any]:
-        """The default strength and its range, the device, the upload limits (bytes, pixels), and
+        """The default strength and its range, the default exposure fade (``[low, high]`` or ``null``),
+        the device, the upload limits (bytes, pixels), and
         whether this server reads HEIC/HEIF and camera RAW files (``extras``)."""
         return {
             "name": "enlightengan",
@@ -292,6 +296,7 @@ def create_app(enhancer: Enhancer, config: ServerConfig | None = None) -> FastAP
             "device": str(enhancer.device),
             "strength": enhancer.strength,
             "max_strength": MAX_STRENGTH,
+            "exposure_fade": enhancer.exposure_fade,
             "max_upload_bytes": settings.max_upload_bytes,
             "max_pixels": settings.max_pixels,
             "workers": settings.workers,
@@ -316,9 +321,21 @@ def create_app(enhancer: Enhancer, config: ServerConfig | None = None) -> FastAP
             description=f"scale of the enhancement, 0 to {MAX_STRENGTH:g}: 1 = the published model, "
             "0 = unchanged; default: the server's --strength",
         ),
+        exposure_fade: str | None = Query(
+            None,
+            max_length=40,
+            description="LOW,HIGH mean brightnesses (0 to 1) between which the enhancement fades out, "
+            "so that photos brighter than HIGH are left as they are (0.25,0.35 also spares low-key "
+            "well-exposed photos), or none: every photo enhanced fully; default: the server's "
+            "--exposure-fade (GET /api/info)",
+        ),
     ) -> Response:
         """Send an image (multipart field ``file``, or the raw body); get it back enhanced, same format."""
         runtime: _Runtime = request.app.state.runtime
+        try:
+            fade: CallFade = "enhancer" if exposure_fade is None else parse_exposure_fade(exposure_fade)
+        except ValueError as exc:
+            return _error(400, f"exposure_fade: {exc}")
         try:
             ticket = runtime.queue.admit()
         except QueueFullError as exc:
@@ -327,7 +344,7 @@ def create_app(enhancer: Enhancer, config: ServerConfig | None = None) -> FastAP
         def run_model(pixels: Pixels) -> Pixels:
             with lock:  # timed inside the lock: the generator's own time, for Retry-After
                 start = time.perf_counter()
-                result = enhancer.enhance(pixels, strength)
+                result = enhancer.enhance(pixels, strength, exposure_fade=fade)
                 runtime.queue.record_work(_pixel_count(pixels), time.perf_counter() - start)
             return result
 
