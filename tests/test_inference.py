@@ -227,7 +227,7 @@ def test_enhance_tensor_batch_and_clipping(model: EnlightenGenerator, enhancer: 
 def test_network_called_only_through_run(enhancer: Enhancer, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[int, ...]] = []
 
-    def zero_residual(image: torch.Tensor, progress: object = None) -> torch.Tensor:
+    def zero_residual(image: torch.Tensor, progress: object = None, fade: object = None) -> torch.Tensor:
         calls.append(tuple(image.shape))
         return torch.zeros_like(image)
 
