@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -145,6 +146,58 @@ def test_one_openvino_core_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
         backend.run(image, gray)  # the dynamic model
         backend.run(image, gray, Placement(0, 16, 32, 64))  # a fixed-shape tile model: compiled again
     assert len(created) == 1
+
+
+class _CountingCompiled:
+    """A compiled model that counts the infer requests made of it."""
+
+    def __init__(self, real: Any) -> None:
+        self.real, self.requests = real, 0
+
+    def create_infer_request(self) -> Any:
+        self.requests += 1
+        return self.real.create_infer_request()
+
+
+class _CountingCore:
+    def __init__(self, real: Any) -> None:
+        self.real, self.compiled = real, []
+
+    def compile_model(self, *args: Any, **kwargs: Any) -> _CountingCompiled:
+        self.compiled.append(_CountingCompiled(self.real.compile_model(*args, **kwargs)))
+        return self.compiled[-1]
+
+
+def test_requests_are_reused_across_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    # each request keeps its model's planned memory: threads that take turns (the web service runs one
+    # image at a time on its worker threads) must share one, not hold one each
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import openvino
+
+    from enlightengan.inference import openvino_backend
+
+    core = _CountingCore(openvino.Core())
+    monkeypatch.setattr(openvino_backend, "_core", lambda ov: core)
+    model = randomised_generator()
+    backend = OpenVinoBackend(model)
+    image, gray = _inputs(1, 32, 48)
+    for _ in range(4):  # four threads, one after another
+        thread = threading.Thread(target=backend.run, args=(image, gray))
+        thread.start()
+        thread.join()
+    assert [c.requests for c in core.compiled] == [1]
+    inputs = [_inputs(1, 32, 48, seed=seed) for seed in range(12)]
+    with ThreadPoolExecutor(max_workers=3) as pool:  # at most three at once
+        outputs = list(pool.map(lambda pair: backend.run(*pair)[0], inputs))
+    assert 1 <= core.compiled[0].requests <= 3
+    for out, (one, its_gray) in zip(outputs, inputs, strict=True):
+        torch.testing.assert_close(out, TorchBackend(model).run(one, its_gray)[0], atol=1e-4, rtol=0)
+    backend.run(image, gray, Placement(0, 16, 32, 64))  # a tile: another model, its own request
+    backend.run(image, gray)  # the dynamic model again: compiled again, the tile model's request dropped
+    assert [c.requests for c in core.compiled[1:]] == [1, 1]
+    assert len(backend._idle) == 1
 
 
 def test_threads_share_one_backend() -> None:

@@ -335,7 +335,7 @@ def test_unsupported_mode_is_400(client: TestClient) -> None:
 
 def test_enhancement_failure_is_500(tmp_path: Path) -> None:
     class Broken(Enhancer):
-        def enhance(self, image: Any, strength: float | None = None) -> Any:
+        def enhance(self, image: Any, strength: float | None = None, **options: Any) -> Any:
             raise RuntimeError("CUDA out of memory\nlong traceback text")
 
     broken = Broken(model=brightening_generator(), device="cpu")
@@ -415,14 +415,14 @@ class Gate(Enhancer):
         self.most_concurrent = 0
         self._count = threading.Lock()
 
-    def enhance(self, image: Any, strength: float | None = None) -> Any:
+    def enhance(self, image: Any, strength: float | None = None, **options: Any) -> Any:
         with self._count:
             self.concurrent += 1
             self.most_concurrent = max(self.most_concurrent, self.concurrent)
         self.entered.release()
         try:
             assert self.opened.wait(timeout=30)
-            return super().enhance(image, strength)
+            return super().enhance(image, strength, **options)
         finally:
             with self._count:
                 self.concurrent -= 1

@@ -21,9 +21,11 @@ Two compiled forms, built when first needed:
   ONNX Runtime backend uses for tiles, is not available in OpenVINO.
 
 Each infer request keeps the memory its model planned for as long as it lives, so the backend holds
-one compiled model at a time, and each thread one request of it: a new shape (or the switch between
-whole images and tiles) compiles again, about 0.1 s on 2 cores. Keeping two tile models raised a
-12 MP photo's peak by 450 MB.
+one compiled model at a time, and as many requests of it as have run at once (a request runs in one
+thread at a time; idle ones wait in a free list): one for a single caller or the web service, which
+runs one image at a time, N for N threads running at once. A new shape (or the switch between whole
+images and tiles) compiles again, about 0.1 s on 2 cores. Keeping two tile models raised a 12 MP
+photo's peak by 450 MB.
 
 One ``openvino.Core`` serves the whole process (:func:`_core`): OpenVINO's maintainers recommend one per
 application (its methods are thread-safe), and a process that created a new one for every compiled model
@@ -65,9 +67,6 @@ def _core(ov: Any) -> Any:
             _CORE = ov.Core()
         return _CORE
 
-
-#: A thread that holds no infer request yet (``None`` stands for the dynamic model's shape).
-_NONE = object()
 
 #: The decoder's upsampling levels, from the coarsest (1/8 of the image) to full resolution.
 _LEVELS = 4
@@ -116,10 +115,11 @@ class OpenVinoBackend:
         self._model = copy.deepcopy(model).eval()  # the weights as they are now
         self._width = model.config.base_width
         #: the one compiled model held: (None for the dynamic whole-image model, else the fixed shape
-        #: it was compiled for) and the compiled model; each thread has its own infer request of it
+        #: it was compiled for) and the compiled model
         self._compiled: tuple[tuple[int, ...] | None, Any] | None = None
+        #: its idle infer requests
+        self._idle: list[Any] = []
         self._lock = threading.Lock()
-        self._local = threading.local()
 
     def with_statistics(self, image: Tensor) -> OpenVinoBackend:
         raise not_per_image("with_statistics")
@@ -127,30 +127,31 @@ class OpenVinoBackend:
     def measuring(self) -> OpenVinoBackend:
         raise not_per_image("measuring")
 
-    def _request(self, shape: tuple[int, ...] | None, feeds: dict[str, np.ndarray]) -> Any:
-        """This thread's infer request for ``shape`` (``None``: the dynamic whole-image model).
+    def _acquire(self, shape: tuple[int, ...] | None, feeds: dict[str, np.ndarray]) -> tuple[Any, Any]:
+        """An idle infer request for ``shape`` (``None``: the dynamic whole-image model) and its model.
 
-        The compiled model is shared and compiled again when another shape is asked for; each thread
-        runs its own infer request of it (one request must not run in two threads at once: the web
-        service and ``--workers`` call one backend from several threads). The thread keeps the compiled
-        model its request came from, so that no request outlives its compiled model.
+        The compiled model is shared and compiled again when another shape is asked for (the idle
+        requests of the old one and their memory go first); a request is created when every one of
+        the current model is running (the web service and ``--workers`` call one backend from
+        several threads). Give it back with :meth:`_release`.
         """
-        local = self._local
-        if getattr(local, "shape", _NONE) == shape:
-            return local.request
-        # this thread's old request and its memory go first, then its compiled model
-        local.shape, local.request, local.compiled = _NONE, None, None
         with self._lock:
             if self._compiled is None or self._compiled[0] != shape:
+                self._idle.clear()
                 self._compiled = None  # its memory goes before the next model plans its own
                 network = _network(self._ov, self._model, placed=shape is not None)
                 if shape is not None:
                     network.reshape({name: list(value.shape) for name, value in feeds.items()})
                 self._compiled = (shape, _core(self._ov).compile_model(network, "CPU", self._config))
             compiled = self._compiled[1]
-            request = compiled.create_infer_request()
-        local.shape, local.request, local.compiled = shape, request, compiled
-        return request
+            request = self._idle.pop() if self._idle else compiled.create_infer_request()
+        return request, compiled
+
+    def _release(self, request: Any, compiled: Any) -> None:
+        """Put ``request`` back among the idle ones, unless its model has been replaced meanwhile."""
+        with self._lock:
+            if self._compiled is not None and self._compiled[1] is compiled:
+                self._idle.append(request)
 
     def run(self, image: Tensor, gray: Tensor, placement: Placement | None = None) -> tuple[Tensor, Tensor]:
         """Run the generator on a 16-aligned image or tile; see the class doc."""
@@ -163,19 +164,22 @@ class OpenVinoBackend:
             "gray": np.ascontiguousarray(gray.detach().float().cpu().numpy()),
         }
         whole = placement is None or placement.is_whole(h, w)
-        if whole and n * h * w * self._width * self.dynamic_bytes_per_pixel_per_width <= default_budget():
-            request = self._request(None, feeds)
-        else:
+        dynamic = (
+            whole and n * h * w * self._width * self.dynamic_bytes_per_pixel_per_width <= default_budget()
+        )
+        if not dynamic:
             for level, (rows, cols) in enumerate(tile_taps(h, w, placement)):
                 for axis, (first, second, weight) in (("r", rows), ("c", cols)):
                     feeds[f"up{level}.{axis}0"] = first.numpy()
                     feeds[f"up{level}.{axis}1"] = second.numpy()
-                    shape = (-1, 1) if axis == "r" else (-1,)
-                    feeds[f"up{level}.{axis}w"] = weight.numpy().reshape(shape)
-            request = self._request(tuple(image.shape), feeds)
-        results = request.infer(feeds)
-        output = torch.from_numpy(np.array(results["output"]))
-        latent = torch.from_numpy(np.array(results["latent"]))
+                    feeds[f"up{level}.{axis}w"] = weight.numpy().reshape((-1, 1) if axis == "r" else (-1,))
+        request, compiled = self._acquire(None if dynamic else tuple(image.shape), feeds)
+        try:
+            results = request.infer(feeds)
+            output = torch.from_numpy(np.array(results["output"]))
+            latent = torch.from_numpy(np.array(results["latent"]))
+        finally:
+            self._release(request, compiled)
         return output.to(image.device), latent.to(image.device)
 
 
