@@ -170,6 +170,29 @@ def test_upload_compare_strength_download(browser: Any, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_the_spare_box_leaves_well_exposed_photos_as_they_are(browser: Any, tmp_path: Path) -> None:
+    checker = (np.indices((48, 64)).sum(axis=0) % 2) * 24 - 12
+    bright = np.repeat((128 + checker)[..., None], 3, axis=2).astype(np.uint8)  # mean brightness 0.5
+    path = tmp_path / "bright.png"
+    Image.fromarray(bright).save(path)
+    enhancer = Enhancer(model=brightening_generator(), device="cpu")  # no fade of its own
+    with serve_in_background(create_app(enhancer, ServerConfig(temp_root=tmp_path))) as url:
+        page = browser.new_page()
+        page.goto(url)
+        page.wait_for_selector("#limits:not(:empty)")
+        page.set_input_files("#file-input", [str(path)])
+        card = page.locator(".card", has_text="bright.png")
+        page.wait_for_selector('.card[data-state="done"][data-spare="false"]', timeout=30_000)
+        after = shown_rgb(card.locator(".after")).astype(int)
+        assert np.abs(after - expected_brightening(bright, 1.0)).max() <= 1  # brightened by default
+        page.locator("#spare").check()
+        page.wait_for_selector('.card[data-state="done"][data-spare="true"]', timeout=30_000)
+        assert np.array_equal(shown_rgb(card.locator(".after")), bright)  # sent again: left as it is
+        assert "well-exposed spared" in card.locator(".status").inner_text()
+        page.close()
+
+
+@pytest.mark.slow
 def test_heic_and_raw_files_are_taken_and_their_results_shown(browser: Any, tmp_path: Path) -> None:
     pytest.importorskip("pillow_heif")
     pytest.importorskip("rawpy")

@@ -1,9 +1,14 @@
 // The page of `enlightengan serve`: photos are sent one at a time to POST /api/enhance and shown
-// before/after; changing the strength enhances every photo again. Nothing is loaded from elsewhere.
+// before/after; changing the strength or the exposure fade enhances every photo again. Nothing is
+// loaded from elsewhere.
 "use strict";
+
+// The fade of "Leave well-exposed photos as they are" (the API's exposure_fade, README "Exposure fade").
+const SPARE_FADE = "0.25,0.35";
 
 const page = {
   strength: 1,
+  spare: false,
   maxUploadBytes: Infinity,
   items: [],
   busy: false,
@@ -40,11 +45,17 @@ function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-async function requestEnhancement(item, strength) {
+// What a photo is enhanced with: the strength and whether well-exposed photos are spared.
+function settings() {
+  return { strength: page.strength, spare: page.spare, key: `${page.strength}|${page.spare}` };
+}
+
+async function requestEnhancement(item, wanted) {
+  const query = `strength=${wanted.strength}` + (wanted.spare ? `&exposure_fade=${SPARE_FADE}` : "");
   for (;;) {
     const form = new FormData();
     form.append("file", item.file, item.file.name);
-    const response = await fetch(`/api/enhance?strength=${strength}`, { method: "POST", body: form });
+    const response = await fetch(`/api/enhance?${query}`, { method: "POST", body: form });
     if (response.status !== 503) return response;
     // The server's queue is full: wait as long as it asks, then try again.
     const seconds = Number(response.headers.get("Retry-After")) || 1;
@@ -53,13 +64,13 @@ async function requestEnhancement(item, strength) {
   }
 }
 
-async function enhance(item, strength) {
-  setState(item, "working", `enhancing at ${strength.toFixed(2)}…`);
+async function enhance(item, wanted) {
+  setState(item, "working", `enhancing at ${wanted.strength.toFixed(2)}…`);
   let response;
   try {
-    response = await requestEnhancement(item, strength);
+    response = await requestEnhancement(item, wanted);
   } catch (error) {
-    item.failedFor = strength;
+    item.failedFor = wanted.key;
     setState(item, "error", `the server cannot be reached (${error.message})`);
     return;
   }
@@ -70,7 +81,7 @@ async function enhance(item, strength) {
     } catch (_) {
       // not JSON: keep the status line
     }
-    item.failedFor = strength;
+    item.failedFor = wanted.key;
     setState(item, "error", detail);
     return;
   }
@@ -90,9 +101,10 @@ async function enhance(item, strength) {
   const full = item.card.querySelector(".full");
   full.href = item.afterUrl;
   full.setAttribute("aria-disabled", "false");
-  item.doneFor = strength;
-  item.card.dataset.strength = String(strength);
-  setState(item, "done", `strength ${strength.toFixed(2)}`);
+  item.doneFor = wanted.key;
+  item.card.dataset.strength = String(wanted.strength);
+  item.card.dataset.spare = String(wanted.spare);
+  setState(item, "done", `strength ${wanted.strength.toFixed(2)}${wanted.spare ? ", well-exposed spared" : ""}`);
 }
 
 // One request at a time from this page: a fair share of the server for everyone using it.
@@ -101,10 +113,10 @@ async function pump() {
   page.busy = true;
   try {
     for (;;) {
-      const strength = page.strength;
-      const item = page.items.find((i) => i.doneFor !== strength && i.failedFor !== strength);
+      const wanted = settings();
+      const item = page.items.find((i) => i.doneFor !== wanted.key && i.failedFor !== wanted.key);
       if (!item) break;
-      await enhance(item, strength);
+      await enhance(item, wanted);
     }
   } finally {
     page.busy = false;
@@ -201,6 +213,11 @@ function setUp() {
   });
   slider.addEventListener("change", () => {
     page.strength = Number(slider.value);
+    pump();
+  });
+  const spare = $("#spare");
+  spare.addEventListener("change", () => {
+    page.spare = spare.checked;
     pump();
   });
   loadInfo();
