@@ -28,9 +28,10 @@ images and tiles) compiles again, about 0.1 s on 2 cores. Keeping two tile model
 photo's peak by 450 MB.
 
 One ``openvino.Core`` serves the whole process (:func:`_core`): OpenVINO's maintainers recommend one per
-application (its methods are thread-safe), and a process that created a new one for every compiled model
-crashed (segmentation fault) after a few dozen of them, in this project's test suite as in other
-projects' (openvinotoolkit/openvino issue 35338, ultralytics pull request 25864).
+application (its methods are thread-safe). While every compiled model had a Core of its own, this
+project's test suite crashed now and then (segmentation fault, never reproduced on demand); other
+projects traced the same kind of crash to creating Cores repeatedly (openvinotoolkit/openvino issue
+35338, ultralytics pull request 25864).
 
 Generators with fixed BatchNorm statistics only (running averages, as the released weights and the
 bundled default model run); per-image BatchNorm generators use the ONNX Runtime or PyTorch backend.
