@@ -130,13 +130,12 @@ def test_one_openvino_core_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
 
     from enlightengan.inference import openvino_backend
 
+    shared = openvino_backend._core(openvino)  # the process's Core: no second one is made here
     created: list[object] = []
-    real = openvino.Core
 
     def counting() -> object:
-        core = real()
-        created.append(core)
-        return core
+        created.append(shared)
+        return shared
 
     monkeypatch.setattr(openvino, "Core", counting)
     monkeypatch.setattr(openvino_backend, "_CORE", None)  # as in a fresh process
@@ -178,7 +177,7 @@ def test_requests_are_reused_across_threads(monkeypatch: pytest.MonkeyPatch) -> 
 
     from enlightengan.inference import openvino_backend
 
-    core = _CountingCore(openvino.Core())
+    core = _CountingCore(openvino_backend._core(openvino))
     monkeypatch.setattr(openvino_backend, "_core", lambda ov: core)
     model = randomised_generator()
     backend = OpenVinoBackend(model)
