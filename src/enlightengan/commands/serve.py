@@ -30,6 +30,9 @@ examples:
   curl -F file=@dark.jpg 'http://127.0.0.1:7860/api/enhance?strength=0.8' -o bright.jpg
   curl --data-binary @dark.png -H 'Content-Type: image/png' http://127.0.0.1:7860/api/enhance -o bright.png
 
+  # leave this photo as it is if it is well exposed (the server's --exposure-fade otherwise):
+  curl -F file=@photo.jpg 'http://127.0.0.1:7860/api/enhance?exposure_fade=0.25,0.35' -o out.jpg
+
   # a phone's HEIC or a camera's RAW file comes back as PNG (16-bit for RAW; extras [heif], [raw]):
   curl -F file=@IMG_0042.heic http://127.0.0.1:7860/api/enhance -o bright.png
 
@@ -37,16 +40,16 @@ examples:
   enlightengan serve --host 0.0.0.0 --device cuda --max-pixels 100000000 --max-upload-mb 100
 
 routes: GET / (the page), POST /api/enhance (multipart field "file" or the raw image as the body; query
-strength), GET /api/info (limits), GET /healthz, GET /openapi.json (the API description; the /docs
-viewer is off because it loads its scripts from a CDN).
+strength and exposure_fade), GET /api/info (limits and defaults), GET /healthz, GET /openapi.json (the API
+description; the /docs viewer is off because it loads its scripts from a CDN).
 
 limits: uploads over --max-upload-mb or --max-pixels are answered with 413, files that are not images
 (or are corrupt) with 400 and the reason, HEIC or RAW files without the extra that reads them with 415,
-a strength outside 0 to 2 with 400. At most --workers + --queue requests are taken at once; the next is
-answered with 503 and a Retry-After header: the seconds the queued work is estimated to take (its pixels
-times the generator's measured seconds per pixel). The generator runs one image at a time; the workers
-decode and encode in parallel. Uploads and results live in one temporary folder only while their request
-runs; the folder is removed when the server stops (Ctrl-C).
+a strength outside 0 to 2 or a malformed exposure_fade with 400. At most --workers + --queue requests are
+taken at once; the next is answered with 503 and a Retry-After header: the seconds the queued work is
+estimated to take (its pixels times the generator's measured seconds per pixel). The generator runs one
+image at a time; the workers decode and encode in parallel. Uploads and results live in one temporary
+folder only while their request runs; the folder is removed when the server stops (Ctrl-C).
 
 access log: one line per request on stdout, as uvicorn prints them, with the response size in bytes
 and the duration: INFO:     127.0.0.1:52344 - "POST /api/enhance?strength=0.8 HTTP/1.1" 200 183452 0.412s
