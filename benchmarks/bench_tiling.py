@@ -5,7 +5,7 @@
 
 The photo is LIME 10 (a real night scene, ../shared/datasets or $ENLIGHTENGAN_DATA) enlarged to each size
 with bicubic resampling. For each size the whole photo is enhanced in one piece (``Enhancer(tile=...)``
-larger than the photo), then with tiles of 256 and 512 pixels (``--tiles`` for others) and with the
+larger than the photo), then with tiles of 384 and 512 pixels (``--tiles`` for others) and with the
 automatic choice under a 256 MB budget (so that it cuts even on a large machine); the 8-bit results
 are compared pixel by pixel.
 The SHA-256 of each whole-image result is printed and recorded, so a later run can be checked against it
@@ -87,8 +87,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="1,4,12", help="comma-separated sizes in MP (1, 4, 12)")
     parser.add_argument(
         "--tiles",
-        default="256,512,auto",
-        help="tile sides in px or auto, comma-separated (default: 256,512,auto)",
+        default="384,512,auto",
+        help="tile sides in px or auto, comma-separated (default: 384,512,auto)",
     )
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args()

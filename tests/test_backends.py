@@ -224,10 +224,11 @@ def test_enhancer_options_choose_the_path() -> None:
     torch.testing.assert_close(
         Enhancer(model=model, device="cpu").enhance_tensor(image), expected, atol=2e-5, rtol=0
     )
-    wide = torch.cat((image, image.flip(-1), image), -1)  # 50 x 210: two tiles of at most 208 px
+    # 50 x 280: two tiles of at most 272 px
+    wide = torch.cat((image, image.flip(-1), image, image.flip(-1)), -1)
     with torch.no_grad():
         wide_expected = model(wide).output.clamp(-1, 1)
-    tiled = Enhancer(model=model, device="cpu", tile=208).enhance_tensor(wide)
+    tiled = Enhancer(model=model, device="cpu", tile=272).enhance_tensor(wide)
     torch.testing.assert_close(tiled, wide_expected, atol=1e-4, rtol=0)
     fast = Enhancer(model=model, device="cpu", fast=FastConfig(scale=2.0)).enhance_tensor(image)
     torch.testing.assert_close(
@@ -235,7 +236,7 @@ def test_enhancer_options_choose_the_path() -> None:
     )
     with pytest.raises(ValueError, match="unknown backend"):
         Enhancer(model=model, device="cpu", backend="tensorrt")
-    with pytest.raises(ValueError, match="at least 208"):
+    with pytest.raises(ValueError, match="at least 272"):
         Enhancer(model=model, device="cpu", tile=64)
     if importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnx"):
         via_ort = Enhancer(model=model, device="cpu", backend="onnxruntime").enhance_tensor(image)
@@ -257,7 +258,7 @@ def test_onnxruntime_backend_binds_per_image_statistics() -> None:
             for s in (0, 7)
         ]
     )
-    for tile in (None, 208):  # whole, and tiles sharing the whole image's statistics
+    for tile in (None, 272):  # whole, and tiles sharing the whole image's statistics
         expected = Enhancer(model=model, device="cpu", tile=tile, backend="torch").enhance_tensor(images)
         got = Enhancer(model=model, device="cpu", tile=tile, backend="onnxruntime").enhance_tensor(images)
         torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)

@@ -142,8 +142,8 @@ def test_per_image_statistics_come_from_the_whole_image_not_each_tile() -> None:
     measured = per_image_model(model, x)
     fixed = EnlightenGenerator(GeneratorConfig(base_width=4))
     fixed.load_state_dict(measured.state_dict())
-    tiled = Enhancer(model=model, device="cpu", backend="torch", tile=208).enhance_tensor(x)
-    torch.testing.assert_close(tiled, Enhancer(model=fixed.eval(), device="cpu", tile=208).enhance_tensor(x))
+    tiled = Enhancer(model=model, device="cpu", backend="torch", tile=272).enhance_tensor(x)
+    torch.testing.assert_close(tiled, Enhancer(model=fixed.eval(), device="cpu", tile=272).enhance_tensor(x))
     whole = Enhancer(model=model, device="cpu", backend="torch").enhance_tensor(x)
     torch.testing.assert_close(whole, Enhancer(model=fixed, device="cpu").enhance_tensor(x))
 
@@ -250,7 +250,7 @@ def test_per_image_enhancer_measures_in_the_pass_when_the_image_runs_whole(
         two_passes = original(model, small)(small).output.clamp(-1, 1)
     torch.testing.assert_close(one_pass, two_passes, atol=1e-5, rtol=0)
     wide = _photos(4, height=60, width=300)
-    Enhancer(model=model, device="cpu", backend="torch", tile=208).enhance_tensor(wide)
+    Enhancer(model=model, device="cpu", backend="torch", tile=272).enhance_tensor(wide)
     assert calls == [(1, 3, 60, 300)]  # tiles: statistics of the whole image first
 
 

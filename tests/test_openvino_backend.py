@@ -82,10 +82,10 @@ def test_tiles_are_run_where_the_whole_image_samples_them() -> None:
     torch.testing.assert_close(ov_latent, torch_latent, atol=1e-4, rtol=0)
     # through the Enhancer: tiles of a wide image, stitched, equal the module on the whole image
     base, _ = _inputs(1, 50, 70, seed=3)
-    wide = torch.cat((base, base.flip(-1), base), -1)  # 50 x 210: two tiles of at most 208 px
+    wide = torch.cat((base, base.flip(-1), base, base.flip(-1)), -1)  # 50 x 280: two tiles of at most 272 px
     with torch.no_grad():
         expected = model(wide).output.clamp(-1, 1)
-    enhancer = Enhancer(model=model, device="cpu", backend="openvino", tile=208)
+    enhancer = Enhancer(model=model, device="cpu", backend="openvino", tile=272)
     torch.testing.assert_close(enhancer.enhance_tensor(wide), expected, atol=1e-4, rtol=0)
     whole = Enhancer(model=model, device="cpu", backend="openvino")
     with torch.no_grad():

@@ -132,7 +132,7 @@ loaded, an output folder that cannot be created or written).
 
 
 #: enlightengan.inference.tiling.DEFAULT_MARGIN, repeated so that --help needs no torch (a test checks).
-_TILE_MARGIN = 96
+_TILE_MARGIN = 128
 
 #: Smallest --tile: two overlaps and a 16 px core.
 _MIN_TILE = 2 * _TILE_MARGIN + 16
@@ -250,7 +250,7 @@ def register(subparsers: Any) -> None:
         default=None,
         metavar="PX",
         help="largest tile side for large images (default: from the memory available); results equal "
-        "the untiled ones within one grey level from 320 px on (below that, a few pixels up to 3)",
+        "the untiled ones within one grey level from 384 px on (measured on 1 to 12 MP photos)",
     )
     p.add_argument(
         "--fast",

@@ -194,7 +194,7 @@ class Enhancer:
             the published model, 0 the identity, between them a milder enhancement.
         tile: largest tile side in pixels for large images; ``None`` sizes tiles from the memory
             available (an image that fits runs in one piece). Tiled results equal untiled ones within
-            one grey level from 320 px on (:data:`~enlightengan.inference.tiling.MIN_TILE`; see
+            one grey level from 384 px on (:data:`~enlightengan.inference.tiling.MIN_TILE`; see
             :mod:`enlightengan.inference.tiling`).
         fast: ``True`` (or a :class:`~enlightengan.inference.fast.FastConfig`) runs the network at reduced
             resolution and carries the result to full size by guided upsampling: several times faster,

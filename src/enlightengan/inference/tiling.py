@@ -20,11 +20,12 @@ weights of the published architecture on two real photos, the largest change of 
 (in 8-bit grey levels) is about 1.3 with 16 px of overlap, 0.2 with 32 px, 0.04 with 48 px and 0.017
 with 64 px; it shrinks about fivefold per 16 px. A trained generator reaches further: the bundled
 default model, tiled with 512-pixel tiles on a real photo enlarged to 1 and 4 MP, was off by up to 16
-and 108 grey levels with 48 px of overlap, by up to 4 with 64 px (99.993% of the pixels within one
-level), and within one level everywhere with 80 px and 96 px; with 256-pixel tiles (more borders) 80 px
-left 99.986% of a 1 MP photo within one level (``benchmarks/bench_tiling.py``). :data:`DEFAULT_MARGIN` is
-therefore 96 px. (Tiles run as whole images, without the whole image's upsampling positions, stay
-about 0.2 grey levels off at any overlap.)
+and 108 grey levels with 48 px of overlap, by up to 4 with 64 px, and within one level with 80 and
+96 px; but with 320-pixel tiles (more borders) 96 px left pixels 2 levels off at 4 MP and 6 levels off
+at 12 MP (99.9937% within one level with the automatic tiles under a 256 MB budget), where 128 px
+left none off at all at 4 MP, with 320- and 384-pixel tiles (``benchmarks/bench_tiling.py``).
+:data:`DEFAULT_MARGIN` is therefore 128 px. (Tiles run as whole images, without the whole image's
+upsampling positions, stay about 0.2 grey levels off at any overlap.)
 
 The tile size is chosen from the memory available (:func:`auto_tile_area`) unless given.
 """
@@ -65,7 +66,7 @@ __all__ = [
 ]
 
 #: Overlap (pixels, a multiple of 16) kept on each inner side of a tile; see the module doc.
-DEFAULT_MARGIN = 96
+DEFAULT_MARGIN = 128
 
 #: Working memory of the torch backend per pixel of a tile and per unit of base width, from the
 #: peak resident memory measured at the published width 32: 550 bytes per pixel for a whole image,
@@ -77,10 +78,10 @@ BYTES_PER_PIXEL_PER_WIDTH = 24
 #: image under 1.5 GB peak resident memory while a 1 MP image still runs in one piece.
 DEFAULT_MEMORY_CAP = 1 << 30
 
-#: The smallest tile side the planner uses, whatever the budget: two margins and a 128-pixel core. With
-#: smaller tiles the bundled model's results were off by up to 3 grey levels at a few pixels (288 px:
-#: 120 pixels of a 1 MP photo; 256 px: 343), with 320 and 384 px within one level everywhere
-#: (benchmarks/RESULTS.md, "Tiling: the bundled model"). An explicit ``tile`` may go down to
+#: The smallest tile side the planner uses, whatever the budget: two margins and a 128-pixel core (384
+#: px). Below it results drift from the whole image's at a few pixels (with the earlier 96-pixel
+#: margin: up to 3 grey levels with 256- and 288-pixel tiles at 1 MP, up to 6 with 320-pixel tiles at
+#: 12 MP; benchmarks/RESULTS.md, "Tiling: the bundled model"). An explicit ``tile`` may go down to
 #: ``2 * DEFAULT_MARGIN + 16``.
 MIN_TILE = 2 * DEFAULT_MARGIN + 128
 
