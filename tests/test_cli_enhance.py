@@ -374,7 +374,7 @@ def test_a_large_photo_shows_its_tiles(
 ) -> None:
     from enlightengan.inference import tiling
 
-    Image.fromarray(make_dark_rgb(300, 400)).save(tmp_path / "large.png")
+    Image.fromarray(make_dark_rgb(420, 520)).save(tmp_path / "large.png")
     Image.fromarray(make_dark_rgb(40, 40)).save(tmp_path / "small.png")
     monkeypatch.setattr(tiling, "DEFAULT_MEMORY_CAP", 8 << 20)  # the large photo needs several tiles
     status, err = run(capsys, tmp_path / "large.png", "-o", tmp_path / "out", "--weights", weights)

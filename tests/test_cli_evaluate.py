@@ -182,8 +182,9 @@ def test_progress_per_image_and_per_tile_goes_to_stderr(
 
     weights = save_generator(randomised_generator(width=4, negative_scales=False), tmp_path / "g.safetensors")
     _write(tmp_path / "low", "small.png", make_dark_rgb(SIZE, SIZE, seed=1))
-    _write(tmp_path / "low", "large.png", make_dark_rgb(300, 400, seed=2))
-    # 8 MiB of working memory: the 200 x 200 photo runs in one piece, the 300 x 400 one in tiles
+    _write(tmp_path / "low", "large.png", make_dark_rgb(420, 520, seed=2))
+    # 8 MiB of working memory: the 200 x 200 photo runs in one piece, the 420 x 520 one in tiles
+    # (of at least 384 px)
     monkeypatch.setattr(tiling, "DEFAULT_MEMORY_CAP", 8 << 20)
     assert main(["evaluate", "--weights", str(weights), "--low", str(tmp_path / "low")]) == 0
     captured = capsys.readouterr()
