@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -201,6 +203,29 @@ def test_enhance_command_tiles_and_shards(tmp_path: Path, capsys: pytest.Capture
         main(["enhance", *common, "--tile", "64"])
 
 
+def _lime10_whole_and_tiled(shared_dir: Path, width: int, height: int) -> tuple[Any, Callable[..., Any]]:
+    """LIME 10 (a real night photo) enlarged to ``width x height`` and enhanced by the bundled model in
+    one piece (8-bit, as int), and a function that enhances it with a given ``Enhancer`` and returns
+    ``(result as int, tiles used)``."""
+    import numpy as np
+    from PIL import Image
+
+    from enlightengan import Enhancer
+
+    from .conftest import data_file
+
+    with Image.open(data_file(shared_dir, "datasets", "lime", "10.bmp")) as source:
+        photo = np.asarray(source.convert("RGB").resize((width, height), Image.Resampling.BICUBIC))
+    whole = Enhancer(device="cpu", tile=4096).enhance(photo).astype(int)
+
+    def tiles_seen(enhancer: Enhancer) -> tuple[np.ndarray, int]:
+        counts: list[int] = []
+        out = enhancer.enhance(photo, progress=lambda done, total: counts.append(total))
+        return out.astype(int), counts[-1]
+
+    return whole, tiles_seen
+
+
 @pytest.mark.shared
 def test_bundled_model_tiles_equal_the_whole_image_on_a_real_photo(
     shared_dir: Path, monkeypatch: pytest.MonkeyPatch
@@ -209,22 +234,11 @@ def test_bundled_model_tiles_equal_the_whole_image_on_a_real_photo(
     # automatic sizes) comes out as the whole photo enhanced in one piece, within one grey level on
     # at least 99.99% of the pixels. A real 1.3-megapixel night photo (LIME 10 enlarged by 5/4).
     import numpy as np
-    from PIL import Image
 
     from enlightengan import Enhancer
     from enlightengan.inference import tiling
 
-    from .conftest import data_file
-
-    with Image.open(data_file(shared_dir, "datasets", "lime", "10.bmp")) as source:
-        photo = np.asarray(source.convert("RGB").resize((1299, 986), Image.Resampling.BICUBIC))
-    whole = Enhancer(device="cpu", tile=4096).enhance(photo).astype(int)
-
-    def tiles_seen(enhancer: Enhancer) -> tuple[np.ndarray, int]:
-        counts: list[int] = []
-        out = enhancer.enhance(photo, progress=lambda done, total: counts.append(total))
-        return out.astype(int), counts[-1]
-
+    whole, tiles_seen = _lime10_whole_and_tiled(shared_dir, 1299, 986)
     for tile in (384, 512):
         tiled, count = tiles_seen(Enhancer(device="cpu", tile=tile))
         assert count >= 6, tile
@@ -245,21 +259,15 @@ def test_bundled_model_small_automatic_tiles_are_exact_at_4_megapixels(
     # small tiles a 256 MB budget allows comes out within one grey level of the whole photo at every
     # pixel. With the earlier 96-pixel margin 44 pixels here were 2 levels off (benchmarks/RESULTS.md).
     import numpy as np
-    from PIL import Image
 
     from enlightengan import Enhancer
     from enlightengan.inference import tiling
 
-    from .conftest import data_file
-
-    with Image.open(data_file(shared_dir, "datasets", "lime", "10.bmp")) as source:
-        photo = np.asarray(source.convert("RGB").resize((2309, 1732), Image.Resampling.BICUBIC))
-    whole = Enhancer(device="cpu", tile=4096).enhance(photo).astype(int)
+    whole, tiles_seen = _lime10_whole_and_tiled(shared_dir, 2309, 1732)
     monkeypatch.setattr(tiling, "default_budget", lambda: 256 << 20)
-    counts: list[int] = []
-    tiled = Enhancer(device="cpu").enhance(photo, progress=lambda done, total: counts.append(total))
-    assert counts[-1] >= 50  # small tiles: many borders
-    assert np.abs(tiled.astype(int) - whole).max() <= 1
+    tiled, count = tiles_seen(Enhancer(device="cpu"))
+    assert count >= 50  # small tiles: many borders
+    assert np.abs(tiled - whole).max() <= 1
 
 
 def test_memory_is_trimmed_after_large_images_only(monkeypatch: pytest.MonkeyPatch) -> None:
