@@ -23,7 +23,7 @@ default model, tiled with 512-pixel tiles on a real photo enlarged to 1 and 4 MP
 and 108 grey levels with 48 px of overlap, by up to 4 with 64 px, and within one level with 80 and
 96 px; but with 320-pixel tiles (more borders) 96 px left pixels 2 levels off at 4 MP and 6 levels off
 at 12 MP (99.9937% within one level with the automatic tiles under a 256 MB budget), where 128 px
-left none off at all at 4 MP, with 320- and 384-pixel tiles (``benchmarks/bench_tiling.py``).
+left no pixel changed at 4 MP (320- and 384-pixel tiles) and at 12 MP (384) (``benchmarks/bench_tiling.py``).
 :data:`DEFAULT_MARGIN` is therefore 128 px. (Tiles run as whole images, without the whole image's
 upsampling positions, stay about 0.2 grey levels off at any overlap.)
 
@@ -79,8 +79,8 @@ BYTES_PER_PIXEL_PER_WIDTH = 24
 DEFAULT_MEMORY_CAP = 1 << 30
 
 #: The smallest tile side the planner uses, whatever the budget: two margins and a 128-pixel core (384
-#: px). Below it results drift from the whole image's at a few pixels (with the earlier 96-pixel
-#: margin: up to 3 grey levels with 256- and 288-pixel tiles at 1 MP, up to 6 with 320-pixel tiles at
+#: px). With the earlier 96-pixel margin, smaller tiles drifted from the whole image's result at a few
+#: pixels (up to 3 grey levels with 256- and 288-pixel tiles at 1 MP, up to 6 with 320-pixel tiles at
 #: 12 MP; benchmarks/RESULTS.md, "Tiling: the bundled model"). An explicit ``tile`` may go down to
 #: ``2 * DEFAULT_MARGIN + 16``.
 MIN_TILE = 2 * DEFAULT_MARGIN + 128
