@@ -1,4 +1,4 @@
-"""Resolution consistency loss: hand-computed values, the anchor is detached, the trainer uses it."""
+"""Resolution and exposure consistency: hand-computed values, detached anchors, the trainer uses them."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import torch
 from torch import Tensor
 
 from enlightengan.config import ConfigError
-from enlightengan.losses.consistency import resolution_consistency_loss
-from enlightengan.models.ops import shrink
+from enlightengan.losses.consistency import exposure_consistency_loss, resolution_consistency_loss
+from enlightengan.models.ops import attention_map, shrink
 from enlightengan.training.trainer import Trainer
 
 from .conftest import tiny_config
@@ -80,3 +80,64 @@ def _batches(trainer: Trainer):  # type: ignore[no-untyped-def]
 
     for data in trainer._batches(0, 0):
         yield Batch.from_dict(data, trainer.device)
+
+
+def _gain_from_darkness(image: Tensor, gray: Tensor) -> tuple[Tensor, Tensor]:
+    """A 'generator' that adds 0.5 x the mean attention: darker inputs get a larger residual."""
+    latent = 0.5 * gray.mean(dim=(1, 2, 3), keepdim=True).expand_as(image)
+    return image + latent, latent
+
+
+def test_exposure_consistency_hand_computed_value_over_darkened_items_only() -> None:
+    low = torch.full((2, 3, 8, 8), 0.2)  # [0, 1] value 0.6
+    image = low.clone()
+    image[1] = (low[1] + 1) / 2 / 3 * 2 - 1  # item 1 darkened by 3: [0, 1] value 0.2, i.e. -0.6
+    output, _ = _gain_from_darkness(image, attention_map(image))
+    # item 1: output -0.6 + 0.5 * (1 - 0.2) = -0.2; its anchor 0.2 + 0.5 * (1 - 0.6) = 0.4; item 0 ignored
+    loss = exposure_consistency_loss(_gain_from_darkness, low, image, output)
+    assert loss.item() == pytest.approx(0.6, abs=1e-6)
+
+
+def test_exposure_consistency_is_zero_for_an_exposure_invariant_generator_and_without_darkening() -> None:
+    def normalise(image: Tensor, gray: Tensor) -> tuple[Tensor, Tensor]:
+        unit = (image + 1) / 2
+        out = unit / unit.mean(dim=(1, 2, 3), keepdim=True) * 0.5 * 2 - 1
+        return out, out - image
+
+    low = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    image = (low + 1) / 2 / torch.tensor([2.0, 1.0, 4.0]).view(3, 1, 1, 1) * 2 - 1
+    output, _ = normalise(image, attention_map(image))
+    assert exposure_consistency_loss(normalise, low, image, output).item() < 1e-5
+    # nothing darkened: 0, and still a tensor that can be added to the generator loss
+    same, _ = _gain_from_darkness(low, attention_map(low))
+    zero = exposure_consistency_loss(_gain_from_darkness, low, low, same)
+    assert zero.item() == 0.0 and zero.ndim == 0
+
+
+def test_exposure_consistency_pulls_only_the_darkened_output() -> None:
+    gain = torch.tensor(1.0, requires_grad=True)
+
+    def generator(image: Tensor, gray: Tensor) -> tuple[Tensor, Tensor]:
+        latent = gain * gray.mean() * torch.ones_like(image)
+        return image + latent, latent
+
+    low = torch.zeros(1, 3, 8, 8)
+    image = (low + 1) / 2 / 2 * 2 - 1
+    output, _ = generator(image, attention_map(image))
+    exposure_consistency_loss(generator, low, image, output).backward()
+    # the anchor G(low) is computed without gradients: only the darkened pass moves the gain
+    assert gain.grad is not None and gain.grad.abs() > 0
+    with pytest.raises(ValueError, match="same shape"):
+        exposure_consistency_loss(generator, low, image[..., :4], output)
+
+
+def test_trainer_adds_exposure_consistency(tiny_data: tuple[Path, Path], tmp_path: Path) -> None:
+    config = tiny_config(
+        *tiny_data,
+        **{"optim.max_steps": 2, "loss.exposure_consistency_weight": 1.0, "data.darken_prob": 1.0},
+    )
+    trainer = Trainer(config, tmp_path / "run", progress=False)
+    logs = trainer.train_step(next(_batches(trainer)))
+    assert logs["g_exposure_consistency"] > 0
+    with pytest.raises(ConfigError, match="exposure_consistency_weight"):
+        tiny_config(*tiny_data, **{"loss.exposure_consistency_weight": -1.0})

@@ -150,6 +150,10 @@ class LossConfig:
     #: what ``enhance --fast`` relies on
     scale_weight: float = 0.0
     scale_range: tuple[float, float] = (1.5, 3.0)
+    #: exposure consistency (beyond the paper, 0 = off): L1 between the generator's output on a darkened
+    #: copy of the low-light crop (``data.darken_prob``, ``data.darken_range``) and its (detached) output
+    #: on the crop itself: less light in, the same picture out
+    exposure_consistency_weight: float = 0.0
 
 
 @dataclass
@@ -237,6 +241,10 @@ class TrainConfig:
             (self.model.statistics_images >= 0, "model.statistics_images must be >= 0"),
             (self.loss.local_patches >= 0, "loss.local_patches must be >= 0"),
             (self.loss.scale_weight >= 0, "loss.scale_weight must be >= 0"),
+            (
+                self.loss.exposure_consistency_weight >= 0,
+                "loss.exposure_consistency_weight must be >= 0",
+            ),
             (self.loss.contrast_weight >= 0, "loss.contrast_weight must be >= 0"),
             (0 < self.loss.contrast_ratio <= 1, "loss.contrast_ratio must be in (0, 1]"),
             (self.loss.exposure_cell >= 0, "loss.exposure_cell must be >= 0 (0: the whole crop)"),

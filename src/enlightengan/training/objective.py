@@ -21,7 +21,7 @@ from ..losses.adversarial import (
     relativistic_lsgan_d_loss,
     relativistic_lsgan_g_loss,
 )
-from ..losses.consistency import resolution_consistency_loss
+from ..losses.consistency import exposure_consistency_loss, resolution_consistency_loss
 from ..losses.feature import SelfFeaturePreservingLoss
 from ..losses.priors import (
     chroma_noise_loss,
@@ -180,6 +180,9 @@ class EnlightenGANObjective(nn.Module):
                 raise ValueError("loss.scale_weight is set: generator_step needs a scale")
             consistency = resolution_consistency_loss(unwrap(self.generator), batch.input, output, scale)
             terms.add("g_scale", cfg.scale_weight, consistency)
+        if cfg.exposure_consistency_weight:
+            anchored = exposure_consistency_loss(unwrap(self.generator), batch.low, batch.input, output)
+            terms.add("g_exposure_consistency", cfg.exposure_consistency_weight, anchored)
 
         loss, logs = terms.total()
         return GeneratorStep(loss=loss, output=output, latent=latent, logs=logs)
